@@ -1,0 +1,5 @@
+import sys
+
+from sigdist.cli import main
+
+sys.exit(main())

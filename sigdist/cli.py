@@ -1,0 +1,157 @@
+"""``sigdist`` command line: ``train`` a run, ``sample`` from its checkpoint.
+
+Bad input (an unknown key, a bad value, a missing file) prints one clear message and exits with
+status 2 before anything is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+USAGE_ERROR = 2
+RUN_FAILED = 1
+
+
+class UsageError(Exception):
+    """Bad input from the command line: reported as one line, exit status 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sigdist", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train one run and write it to --out")
+    train.add_argument("--set", dest="assignments", metavar="KEY=VALUE", action="append",
+                       default=[], help="a config key (dotted), e.g. --set loss.lam=1.0; "
+                       "repeatable; `sigdist keys` lists them")
+    train.add_argument("--out", required=True, help="run directory (created)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the run in --out from its checkpoint.pt; --set may only "
+                       "change train.steps and run.* keys")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    sample = commands.add_parser("sample", help="draw samples from a trained generator")
+    sample.add_argument("--checkpoint", required=True, help="a checkpoint.pt written by train")
+    sample.add_argument("--n", type=int, required=True, help="number of samples")
+    sample.add_argument("--out", required=True, help="output .npy file")
+    sample.add_argument("--seed", type=int, default=None, help="sampling seed (default: the "
+                        "run's evaluation seed)")
+
+    commands.add_parser("keys", help="list the config keys with their defaults")
+    return parser
+
+
+def _train(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from sigdist.config import Config, from_assignments, from_flat, parse_assignment, save_json
+    from sigdist.plots import save_toy_samples
+    from sigdist.train import DivergenceError, Trainer, load_checkpoint
+
+    out = args.out
+    checkpoint_path = os.path.join(out, "checkpoint.pt")
+    if args.resume:
+        if not os.path.isfile(checkpoint_path):
+            raise UsageError(f"--resume: no checkpoint at {checkpoint_path}")
+        updates = dict(parse_assignment(text) for text in args.assignments)
+        fixed = [k for k in updates if not (k == "train.steps" or k.startswith("run."))]
+        if fixed:
+            raise UsageError(f"--resume: key '{fixed[0]}' cannot change in a resumed run; "
+                             "allowed: train.steps, run.*")
+        state = load_checkpoint(checkpoint_path)
+        cfg = from_flat({**state["config"], **updates})
+        trainer = Trainer(cfg)
+        trainer.load_state_dict(state)
+    else:
+        cfg = from_assignments(args.assignments, Config())
+        if os.path.exists(checkpoint_path):
+            raise UsageError(f"{out} already holds a run (checkpoint.pt); pass --resume to "
+                             "continue it, or choose another --out")
+        trainer = Trainer(cfg)  # validates the device before anything is written
+    os.makedirs(out, exist_ok=True)
+    save_json(cfg, os.path.join(out, "config.json"))
+
+    bar = tqdm(total=cfg.train.steps, initial=trainer.step, disable=args.quiet,
+               desc=f"{cfg.method} on {cfg.data.name}", unit="step", dynamic_ncols=True)
+
+    def on_step(_trainer: Trainer, step_losses: dict[str, float]) -> None:
+        bar.update(1)
+        if _trainer.step % 50 == 0:
+            bar.set_postfix({k: f"{v:.3g}" for k, v in step_losses.items()}, refresh=False)
+
+    def report(_trainer: Trainer, metrics: dict[str, float]) -> None:
+        _trainer.save(checkpoint_path)
+        shown = {k: v for k, v in metrics.items() if not k.startswith("loss")}
+        bar.write(f"step {_trainer.step}: " + ", ".join(f"{k}={v:.4g}" for k, v in shown.items()))
+
+    try:
+        metrics = trainer.fit(report=report, on_step=on_step)
+    except DivergenceError as err:
+        bar.close()
+        print(f"sigdist: run failed: {err}", file=sys.stderr)
+        return RUN_FAILED
+    bar.close()
+    with open(os.path.join(out, "metrics.json"), "w") as fh:
+        json.dump(metrics, fh, indent=2)
+        fh.write("\n")
+    with torch.no_grad():
+        samples = trainer.generate(cfg.run.eval_samples)
+    save_toy_samples(samples, trainer.data, os.path.join(out, "samples.png"),
+                     title=f"{cfg.method}, {cfg.data.name}, step {trainer.step}")
+    print(json.dumps(metrics))
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from sigdist.train import Trainer
+
+    if args.n < 1:
+        raise UsageError(f"--n: got {args.n}; allowed: an integer >= 1")
+    if not os.path.isfile(args.checkpoint):
+        raise UsageError(f"--checkpoint: no such file {args.checkpoint}")
+    if not args.out.endswith(".npy"):
+        raise UsageError(f"--out: got {args.out!r}; allowed: a path ending in .npy")
+    parent = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(parent):
+        raise UsageError(f"--out: directory {parent} does not exist")
+    try:
+        trainer = Trainer.from_checkpoint(args.checkpoint)
+    except (ValueError, RuntimeError, OSError) as err:
+        raise UsageError(f"--checkpoint {args.checkpoint}: {err}") from None
+    samples = trainer.generate(args.n, seed=args.seed)
+    np.save(args.out, samples.numpy())
+    print(f"wrote {tuple(samples.shape)} samples to {args.out}")
+    return 0
+
+
+def _keys() -> int:
+    from sigdist.config import Config
+
+    for key, value in Config().to_flat().items():
+        print(f"{key}={value}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from sigdist.config import ConfigError
+
+    try:
+        if args.command == "train":
+            return _train(args)
+        if args.command == "sample":
+            return _sample(args)
+        return _keys()
+    except (UsageError, ConfigError) as err:
+        print(f"sigdist {args.command}: error: {err}", file=sys.stderr)
+        return USAGE_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,298 @@
+"""The typed, frozen run configuration: the single source of every default.
+
+A :class:`Config` travels in two forms:
+
+* nested frozen dataclasses (``cfg.loss.lam``), used by the code;
+* one flat dict of dotted keys (``{"loss.lam": 1.0, ...}``), used by Ray Tune's ``param_space``,
+  MLflow params, ``config.json`` and the command line's ``--set KEY=VALUE``.
+
+:func:`from_flat` rebuilds a :class:`Config` from the flat form and validates it: an unknown key,
+a wrong type or an out-of-range value raises :class:`ConfigError` naming the key, the value given
+and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import numbers
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+METHODS = ("sig", "gan", "gan_si", "wgan_gp", "wgan_gp_si")
+DATASETS = ("gmm25", "ring", "ring_noise", "negbin", "poisson_negbin")
+SIZES = ("S", "M", "L")
+LIKELIHOODS = ("gaussian", "poisson", "negbin")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+class ConfigError(ValueError):
+    """A configuration key was unknown, of the wrong type or out of range."""
+
+
+def _choice(*allowed: str) -> dict:
+    return {"choices": allowed}
+
+
+def _range(low: float | None = None, *, low_open: bool = False, high: float | None = None) -> dict:
+    return {"low": low, "low_open": low_open, "high": high}
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    name: str = field(default="gmm25", metadata=_choice(*DATASETS))
+    root: str = field(default="data", metadata={"help": "where downloaded data sets are kept"})
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    # S / M / L widths of the Stacked-MNIST DCGAN pair (paper, Appendix C); the toy MLPs
+    # (Section 5.2: two hidden layers of 100 for G, one of 100 for D) ignore it.
+    size: str = field(default="M", metadata=_choice(*SIZES))
+    # 0 means the data set's own default: 10 for the toys (Section 5.1), 256 for images (App. C).
+    noise_dim: int = field(default=0, metadata=_range(0))
+    hidden: int = field(default=100, metadata=_range(1))
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    # GAN-SI weight of the SIG term (Algorithm 1); 0 turns GAN-SI into its plain GAN.
+    lam: float = field(default=1.0, metadata=_range(0.0))
+    # K: generated samples per step, shared by the adversarial and the SIG term.
+    k: int = field(default=256, metadata=_range(1))
+    # sigma of the Gaussian likelihood N(x; psi, sigma^2 I); 0.1 for the continuous toys (5.1).
+    sigma: float = field(default=0.1, metadata=_range(0.0, low_open=True))
+    # Annealing of that sigma: geometric from sigma_start down to sigma over the first
+    # sigma_anneal_steps optimiser steps, then sigma (0 steps: sigma throughout). Why: with a
+    # small sigma only the psi_k nearest to some data point get gradient (weights
+    # softmax_k(-||x - psi_k||^2 / 2 sigma^2)); generated mass left between or beyond the modes
+    # gets none and is never pulled back, so a generator (unlike free particles) ends as a
+    # diffuse blob (gmm25: 0 of 25 modes after 4,000 steps at a fixed 0.1). A sigma_start on
+    # the order of the data's spread (gmm25: std 2.8 per coordinate) gives every psi_k gradient
+    # first, and the shrinking kernel then splits the mass into ever finer modes. The optimum is
+    # unchanged: the schedule only reaches the paper's L_K at sigma. The schedule counts absolute
+    # steps, not a fraction of train.steps, so a resumed or extended run follows the same one.
+    sigma_start: float = field(default=2.0, metadata=_range(0.0, low_open=True))
+    sigma_anneal_steps: int = field(default=6000, metadata=_range(0))
+    likelihood: str = field(default="gaussian", metadata=_choice(*LIKELIHOODS))
+    # lam multiplies L_K / D (nats per data dimension) so that it is comparable across data sets.
+    per_dim: bool = True
+    gp_weight: float = field(default=10.0, metadata=_range(0.0))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = field(default=5000, metadata=_range(1))
+    batch_size: int = field(default=256, metadata=_range(1))
+    # Adam learning rates of the generator and the discriminator. On gmm25 (8,000 steps, seed 0)
+    # 3e-3 lets SIG and GAN-SI learn the grid (25 modes); at 1e-3 GAN-SI found 7, SIG 0-1.
+    lr: float = field(default=3e-3, metadata=_range(0.0, low_open=True))
+    lr_d: float = field(default=3e-3, metadata=_range(0.0, low_open=True))
+    beta1: float = field(default=0.5, metadata=_range(0.0, high=1.0))
+    beta2: float = field(default=0.999, metadata=_range(0.0, high=1.0))
+    # WGAN-GP critic updates per generator update (Gulrajani et al.); GAN methods use 1 (Alg. 1).
+    critic_steps: int = field(default=5, metadata=_range(1))
+
+
+def sigma_at(cfg: Config, step: int) -> float:
+    """The likelihood's sigma at optimiser step ``step`` (0-based): see ``loss.sigma_start``."""
+    loss = cfg.loss
+    if loss.sigma_anneal_steps == 0 or step >= loss.sigma_anneal_steps:
+        return loss.sigma
+    frac = step / loss.sigma_anneal_steps
+    return loss.sigma_start ** (1.0 - frac) * loss.sigma**frac
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    device: str = field(default="auto", metadata=_choice(*DEVICES))
+    eval_every: int = field(default=1000, metadata=_range(1))
+    # Table 1 evaluates on 50,000 generated points.
+    eval_samples: int = field(default=50_000, metadata=_range(1))
+
+
+@dataclass(frozen=True)
+class Config:
+    method: str = field(default="sig", metadata=_choice(*METHODS))
+    seed: int = field(default=0, metadata=_range(0))
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    loss: LossConfig = LossConfig()
+    train: TrainConfig = TrainConfig()
+    run: RunConfig = RunConfig()
+
+    def to_flat(self) -> dict[str, Any]:
+        """The flat form: ``{"method": ..., "loss.lam": ..., ...}`` in field order."""
+        return to_flat(self)
+
+    def replace(self, **flat_updates: Any) -> Config:
+        """A validated copy with some dotted keys changed: ``cfg.replace(**{"loss.k": 64})``."""
+        return from_flat({**self.to_flat(), **flat_updates})
+
+
+def _fields(cls: type) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(cls)}
+
+
+def _field_type(owner: type, name: str) -> type:
+    return typing.get_type_hints(owner)[name]
+
+
+def to_flat(cfg: Config) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for name in _fields(Config):
+        value = getattr(cfg, name)
+        if dataclasses.is_dataclass(value):
+            for sub in _fields(type(value)):
+                flat[f"{name}.{sub}"] = getattr(value, sub)
+        else:
+            flat[name] = value
+    return flat
+
+
+def allowed_keys() -> list[str]:
+    return list(to_flat(Config()))
+
+
+def _describe(f: dataclasses.Field, kind: type) -> str:
+    meta = f.metadata
+    if "choices" in meta:
+        return "one of " + ", ".join(meta["choices"])
+    text = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[kind]
+    low, high = meta.get("low"), meta.get("high")
+    if low is not None:
+        text += (" > " if meta.get("low_open") else " >= ") + f"{low:g}"
+    if high is not None:
+        text += f" <= {high:g}"
+    return text
+
+
+def _check_value(key: str, f: dataclasses.Field, kind: type, value: Any) -> Any:
+    """Return ``value`` coerced to ``kind`` (int -> float only), or raise :class:`ConfigError`."""
+
+    def fail() -> ConfigError:
+        return ConfigError(f"config key '{key}': got {value!r}; allowed: {_describe(f, kind)}")
+
+    if kind is bool:
+        ok = isinstance(value, bool)
+    elif kind is int:
+        ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        value = int(value) if ok else value
+    elif kind is float:
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    else:
+        ok = isinstance(value, str)
+    if not ok:
+        raise fail()
+    meta = f.metadata
+    if "choices" in meta and value not in meta["choices"]:
+        raise fail()
+    if kind in (int, float):
+        low, high = meta.get("low"), meta.get("high")
+        if value != value:  # NaN passes no range check
+            raise fail()
+        if low is not None and (value < low or (meta.get("low_open") and value == low)):
+            raise fail()
+        if high is not None and value > high:
+            raise fail()
+    return value
+
+
+def from_flat(flat: dict[str, Any]) -> Config:
+    """Rebuild and validate a :class:`Config` from dotted keys; missing keys take defaults."""
+    if not isinstance(flat, dict):
+        raise ConfigError(f"config must be a dict of dotted keys, got {type(flat).__name__}")
+    known = allowed_keys()
+    unknown = [key for key in flat if key not in known]
+    if unknown:
+        raise ConfigError(
+            f"unknown config key '{unknown[0]}' (value {flat[unknown[0]]!r}); "
+            f"allowed keys: {', '.join(known)}"
+        )
+    top: dict[str, Any] = {}
+    groups: dict[str, dict[str, Any]] = {}
+    for key, value in flat.items():
+        group, _, name = key.rpartition(".")
+        owner = type(getattr(Config(), group)) if group else Config
+        checked = _check_value(key, _fields(owner)[name], _field_type(owner, name), value)
+        if group:
+            groups.setdefault(group, {})[name] = checked
+        else:
+            top[name] = checked
+    for group, values in groups.items():
+        top[group] = dataclasses.replace(getattr(Config(), group), **values)
+    cfg = Config(**top)
+    _check_combination(cfg)
+    return cfg
+
+
+def _check_combination(cfg: Config) -> None:
+    """Constraints that span keys."""
+    count_data = cfg.data.name in ("negbin", "poisson_negbin")
+    if count_data and cfg.loss.likelihood == "gaussian" and cfg.method == "sig":
+        raise ConfigError(
+            f"config key 'loss.likelihood': got 'gaussian' for count data '{cfg.data.name}'; "
+            "allowed: poisson or negbin"
+        )
+    if not count_data and cfg.loss.likelihood != "gaussian":
+        raise ConfigError(
+            f"config key 'loss.likelihood': got {cfg.loss.likelihood!r} for continuous data "
+            f"'{cfg.data.name}'; allowed: gaussian"
+        )
+    if cfg.method != "sig" and cfg.loss.likelihood != "gaussian":
+        raise ConfigError(
+            f"config key 'loss.likelihood': got {cfg.loss.likelihood!r} for method "
+            f"'{cfg.method}'; allowed: gaussian (adversarial methods generate samples, not "
+            "likelihood parameters)"
+        )
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """Parse one command-line ``KEY=VALUE`` into a typed value for that key."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep:
+        raise ConfigError(f"--set expects KEY=VALUE, got {text!r}")
+    known = allowed_keys()
+    if key not in known:
+        raise ConfigError(f"unknown config key '{key}' (value {raw!r}); allowed keys: "
+                          + ", ".join(known))
+    group, _, name = key.rpartition(".")
+    owner = type(getattr(Config(), group)) if group else Config
+    kind = _field_type(owner, name)
+    f = _fields(owner)[name]
+    try:
+        if kind is bool:
+            lowered = raw.strip().lower()
+            if lowered not in ("true", "false", "1", "0"):
+                raise ValueError
+            value: Any = lowered in ("true", "1")
+        elif kind is int:
+            value = int(raw)
+        elif kind is float:
+            value = float(raw)
+        else:
+            value = raw
+    except ValueError:
+        raise ConfigError(
+            f"config key '{key}': got {raw!r}; allowed: {_describe(f, kind)}"
+        ) from None
+    return key, value
+
+
+def from_assignments(assignments: list[str], base: Config | None = None) -> Config:
+    updates = dict(parse_assignment(text) for text in assignments)
+    return from_flat({**(base or Config()).to_flat(), **updates})
+
+
+def save_json(cfg: Config, path: str) -> None:
+    with open(path, "w") as fh:
+        json.dump(cfg.to_flat(), fh, indent=2, sort_keys=False)
+        fh.write("\n")
+
+
+def load_json(path: str) -> Config:
+    with open(path) as fh:
+        return from_flat(json.load(fh))

@@ -1,0 +1,288 @@
+"""The training loop: SIG (Lemma 1), GAN, GAN-SI (Algorithm 1), WGAN-GP and WGAN-GP-SI.
+
+It knows nothing of Ray, MLflow or the command line: callers pass a ``report`` callback that
+receives each periodic evaluation and may save a checkpoint with :meth:`Trainer.save`.
+
+Randomness: model initialisation draws from ``torch.manual_seed(cfg.seed)``; every training draw
+(data batches, noise, gradient-penalty mixing) comes from one ``torch.Generator`` whose state is
+checkpointed, so a resumed run continues exactly as the uninterrupted one. Evaluation draws from
+its own generator, seeded afresh each time, so evaluating never changes the training trajectory.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from sigdist import losses
+from sigdist.config import Config, ConfigError, from_flat, sigma_at
+from sigdist.data import DataSet, build_data
+from sigdist.metrics import evaluate_toy
+from sigdist.models import build_discriminator, build_generator, likelihood_params
+
+CHECKPOINT_FORMAT = 1
+ADVERSARIAL_METHODS = ("gan", "gan_si", "wgan_gp", "wgan_gp_si")
+# Offset between the training and evaluation seeds, so that the two streams never coincide.
+_EVAL_SEED_OFFSET = 1_000_003
+
+
+class DivergenceError(RuntimeError):
+    """A loss became NaN or infinite; the message names the loss and the step."""
+
+    def __init__(self, step: int, name: str, value: float) -> None:
+        super().__init__(f"training diverged at step {step}: {name} is {value}")
+        self.step, self.name, self.value = step, name, value
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("config key 'run.device': got 'cuda' but no CUDA device is available; "
+                          "allowed here: auto, cpu")
+    return torch.device(name)
+
+
+ReportFn = Callable[["Trainer", dict[str, float]], None]
+StepFn = Callable[["Trainer", dict[str, float]], None]
+
+
+class Trainer:
+    """One run: networks, optimisers, the random stream and the step counter."""
+
+    def __init__(self, cfg: Config, device: torch.device | str | None = None, *,
+                 data: DataSet | None = None) -> None:
+        """``data`` replaces the data set named by ``data.name`` (benchmarks use it)."""
+        self.cfg = cfg
+        self.device = torch.device(device) if device is not None else resolve_device(
+            cfg.run.device)
+        self.data: DataSet = data if data is not None else build_data(cfg.data.name)
+        self.data_shape: tuple[int, ...] = tuple(self.data.shape)
+        torch.manual_seed(cfg.seed)
+        self.generator = build_generator(cfg, self.data_shape).to(self.device)
+        self.noise_dim: int = self.generator.noise_dim
+        self.adversarial = cfg.method in ADVERSARIAL_METHODS
+        adam = dict(betas=(cfg.train.beta1, cfg.train.beta2))
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg.train.lr, **adam)
+        self.discriminator = self.opt_d = None
+        if self.adversarial:
+            self.discriminator = build_discriminator(cfg, self.data_shape).to(self.device)
+            self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=cfg.train.lr_d,
+                                          **adam)
+        self.rng = torch.Generator(self.device).manual_seed(cfg.seed)
+        self.step = 0
+        self._loss_sums: dict[str, float] = {}
+        self._loss_count = 0
+
+    # ----------------------------------------------------------------- sampling
+    @property
+    def lam(self) -> float:
+        """The SIG weight: ``loss.lam`` for the -SI methods, 0 for plain GAN / WGAN-GP."""
+        return self.cfg.loss.lam if self.cfg.method.endswith("_si") else 0.0
+
+    def _noise(self, n: int, rng: torch.Generator) -> torch.Tensor:
+        return torch.randn(n, self.noise_dim, generator=rng, device=self.device)
+
+    def _psi(self, noise: torch.Tensor) -> torch.Tensor:
+        """Generator output shaped as the likelihood's parameters, (K, *data_shape[, 2])."""
+        out = self.generator(noise)
+        if likelihood_params(self.cfg.loss.likelihood) > 1:
+            return out.view(out.shape[0], *self.data_shape, -1)
+        return out
+
+    def _data_batch(self, n: int) -> torch.Tensor:
+        return self.data.sample(n, self.rng, device=self.device)
+
+    @torch.no_grad()
+    def generate(self, n: int, *, seed: int | None = None, batch_size: int = 10_000
+                 ) -> torch.Tensor:
+        """n generated samples on the CPU, from the generator in eval mode.
+
+        For the Gaussian likelihood a sample is psi = T(eps) itself (the mean, as image models
+        report theirs); for count likelihoods it is x ~ p(x | psi).
+        """
+        rng = torch.Generator(self.device).manual_seed(
+            self.cfg.seed + _EVAL_SEED_OFFSET if seed is None else seed)
+        was_training = self.generator.training
+        self.generator.eval()
+        chunks = []
+        for start in range(0, n, batch_size):
+            psi = self._psi(self._noise(min(batch_size, n - start), rng))
+            chunks.append(self._observe(psi, rng).cpu())
+        self.generator.train(was_training)
+        return torch.cat(chunks)
+
+    def _observe(self, psi: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
+        likelihood = self.cfg.loss.likelihood
+        if likelihood == "gaussian":
+            return psi
+        if likelihood == "poisson":
+            return torch.poisson(psi.exp(), generator=rng)
+        # Negative binomial as a Poisson-Gamma mixture: rate ~ Gamma(r, scale p / (1 - p)).
+        from sigdist.data.toys import sample_gamma
+
+        r, logit_p = psi[..., 0].exp(), psi[..., 1]
+        rate = sample_gamma(r, rng) * logit_p.exp()
+        return torch.poisson(rate, generator=rng)
+
+    # ----------------------------------------------------------------- one step
+    def _sig_term(self, x: torch.Tensor, psi: torch.Tensor) -> torch.Tensor:
+        # sigma follows loss.sigma_start -> loss.sigma (annealed over the first steps; see
+        # config.LossConfig); a function of self.step only, so resuming keeps it.
+        cfg = self.cfg.loss
+        return losses.sig_loss(x, psi, likelihood=cfg.likelihood,
+                               sigma=sigma_at(self.cfg, self.step), per_dim=cfg.per_dim)
+
+    def train_step(self) -> dict[str, torch.Tensor]:
+        """One optimisation step; returns the step's losses as 0-d tensors (not yet synced)."""
+        cfg = self.cfg
+        if cfg.method == "sig":
+            return self._sig_step()
+        if cfg.method in ("gan", "gan_si"):
+            return self._gan_step()
+        return self._wgan_gp_step()
+
+    def _sig_step(self) -> dict[str, torch.Tensor]:
+        x = self._data_batch(self.cfg.train.batch_size)
+        loss = self._sig_term(x, self._psi(self._noise(self.cfg.loss.k, self.rng)))
+        self.opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_g.step()
+        return {"loss_sig": loss.detach()}
+
+    def _generator_update(self, x: torch.Tensor, fake: torch.Tensor,
+                          adversarial: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Algorithm 1, last line: G descends adversarial loss + lam * L_K on the same K samples."""
+        out = {"loss_g_adv": adversarial.detach()}
+        loss_g = adversarial
+        if self.lam > 0:
+            sig = self._sig_term(x, fake)
+            loss_g = adversarial + self.lam * sig
+            out["loss_sig"] = sig.detach()
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+        out["loss_g"] = loss_g.detach()
+        return out
+
+    def _gan_step(self) -> dict[str, torch.Tensor]:
+        # Algorithm 1: sample x_1..N and z_1..K, set psi_k = G(z_k), update D, then update G.
+        x = self._data_batch(self.cfg.train.batch_size)
+        fake = self.generator(self._noise(self.cfg.loss.k, self.rng))
+        loss_d = losses.gan_discriminator_loss(self.discriminator(x),
+                                               self.discriminator(fake.detach()))
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.opt_d.step()
+        adversarial = losses.gan_generator_loss(self.discriminator(fake))
+        return {"loss_d": loss_d.detach(), **self._generator_update(x, fake, adversarial)}
+
+    def _wgan_gp_step(self) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+        for _ in range(cfg.train.critic_steps):
+            x = self._data_batch(cfg.train.batch_size)
+            with torch.no_grad():
+                fake = self.generator(self._noise(cfg.loss.k, self.rng))
+            loss_d = losses.wgan_gp_critic_loss(self.discriminator, x, fake,
+                                                gp_weight=cfg.loss.gp_weight, generator=self.rng)
+            self.opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            self.opt_d.step()
+        x = self._data_batch(cfg.train.batch_size)
+        fake = self.generator(self._noise(cfg.loss.k, self.rng))
+        adversarial = losses.wgan_generator_loss(self.discriminator(fake))
+        return {"loss_d": loss_d.detach(), **self._generator_update(x, fake, adversarial)}
+
+    # ----------------------------------------------------------------- the loop
+    def evaluate(self) -> dict[str, float]:
+        """The data set's metrics on ``run.eval_samples`` generated samples (Table 1 for grids)."""
+        samples = self.generate(self.cfg.run.eval_samples)
+        return {key: float(value) for key, value in evaluate_toy(self.data, samples).items()}
+
+    def _check_finite(self, step_losses: dict[str, torch.Tensor]) -> dict[str, float]:
+        # One host sync per step for all losses together.
+        values = torch.stack(list(step_losses.values())).tolist()
+        named = dict(zip(step_losses, values, strict=True))
+        for name, value in named.items():
+            if not math.isfinite(value):
+                raise DivergenceError(self.step + 1, name, value)
+        return named
+
+    def fit(self, report: ReportFn | None = None, on_step: StepFn | None = None
+            ) -> dict[str, float]:
+        """Train up to ``train.steps``; evaluate every ``run.eval_every`` steps and at the end.
+
+        ``report(trainer, metrics)`` receives each evaluation: the data set's metrics, the mean
+        of each loss since the previous evaluation, and ``step``. Returns the last evaluation.
+        """
+        cfg = self.cfg
+        metrics: dict[str, float] = {}
+        self.generator.train()
+        while self.step < cfg.train.steps:
+            step_losses = self._check_finite(self.train_step())
+            self.step += 1
+            for name, value in step_losses.items():
+                self._loss_sums[name] = self._loss_sums.get(name, 0.0) + value
+            self._loss_count += 1
+            if on_step is not None:
+                on_step(self, step_losses)
+            if self.step % cfg.run.eval_every == 0 or self.step == cfg.train.steps:
+                metrics = {**self.evaluate(), **self._window_losses(), "step": self.step}
+                if report is not None:
+                    report(self, metrics)
+        return metrics
+
+    def _window_losses(self) -> dict[str, float]:
+        means = {k: v / max(1, self._loss_count) for k, v in self._loss_sums.items()}
+        self._loss_sums, self._loss_count = {}, 0
+        return means
+
+    # ----------------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "config": self.cfg.to_flat(),
+            "step": self.step,
+            "generator": self.generator.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "discriminator": self.discriminator.state_dict() if self.adversarial else None,
+            "opt_d": self.opt_d.state_dict() if self.adversarial else None,
+            "rng": self.rng.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.load_state_dict(state["generator"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        if self.adversarial:
+            self.discriminator.load_state_dict(state["discriminator"])
+            self.opt_d.load_state_dict(state["opt_d"])
+        self.rng.set_state(state["rng"])
+        self.step = int(state["step"])
+
+    def save(self, path: str) -> None:
+        """Write the checkpoint atomically (a crash mid-write leaves the previous one intact)."""
+        import os
+
+        tmp = f"{path}.tmp"
+        torch.save(self.state_dict(), tmp)
+        os.replace(tmp, path)
+
+    @classmethod
+    def from_checkpoint(cls, path: str, *, device: torch.device | str | None = None,
+                        overrides: dict[str, Any] | None = None) -> Trainer:
+        """Rebuild a run from its checkpoint; ``overrides`` may change e.g. ``train.steps``."""
+        state = load_checkpoint(path)
+        cfg = from_flat({**state["config"], **(overrides or {})})
+        trainer = cls(cfg, device=device)
+        trainer.load_state_dict(state)
+        return trainer
+
+
+def load_checkpoint(path: str) -> dict[str, Any]:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a sigdist checkpoint (format {CHECKPOINT_FORMAT})")
+    return state

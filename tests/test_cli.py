@@ -1,0 +1,86 @@
+"""The command line, run as a user runs it: a real subprocess, its files and exit codes."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+QUICK = ["--set", "train.steps=20", "--set", "run.eval_every=10", "--set", "run.eval_samples=3000",
+         "--set", "train.batch_size=64", "--set", "loss.k=64", "--quiet"]
+
+
+def sigdist(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sigdist", *args], capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "gan_si"
+    result = sigdist("train", "--set", "method=gan_si", *QUICK, "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_train_writes_config_metrics_checkpoint_and_picture(trained_run):
+    assert sorted(os.listdir(trained_run)) == ["checkpoint.pt", "config.json", "metrics.json",
+                                               "samples.png"]
+    config = json.loads((trained_run / "config.json").read_text())
+    assert config["method"] == "gan_si" and config["train.steps"] == 20
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert {"modes", "high_quality", "kl"} <= set(metrics) and metrics["step"] == 20
+    assert (trained_run / "samples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_sample_writes_an_array(trained_run, tmp_path):
+    out = tmp_path / "s.npy"
+    result = sigdist("sample", "--checkpoint", str(trained_run / "checkpoint.pt"), "--n", "123",
+                     "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    samples = np.load(out)
+    assert samples.shape == (123, 2) and np.isfinite(samples).all()
+
+
+def test_resume_continues_to_more_steps(trained_run, tmp_path):
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in ("checkpoint.pt", "config.json"):
+        (copy / name).write_bytes((trained_run / name).read_bytes())
+    result = sigdist("train", "--out", str(copy), "--resume", "--set", "train.steps=30", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((copy / "metrics.json").read_text())["step"] == 30
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--set", "loss.lam=-1"],
+         "config key 'loss.lam': got -1.0; allowed: a number >= 0"),
+        (["train", "--set", "loss.lamda=1"], "unknown config key 'loss.lamda'"),
+        (["train", "--set", "method=vae9"],
+         "allowed: one of sig, gan, gan_si, wgan_gp, wgan_gp_si"),
+        (["train", "--set", "loss.k=zero"], "config key 'loss.k': got 'zero'"),
+        (["train", "--resume"], "no checkpoint"),
+        (["sample", "--checkpoint", "missing.pt", "--n", "5"], "no such file missing.pt"),
+    ],
+)
+def test_bad_input_exits_2_with_one_message_and_writes_nothing(tmp_path, args, message):
+    out = tmp_path / "out"
+    target = str(out / "x.npy") if args[0] == "sample" else str(out)
+    if args[0] == "sample":
+        out.mkdir()
+    result = sigdist(*args, "--out", target)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_existing_run_is_not_overwritten(trained_run):
+    before = (trained_run / "checkpoint.pt").read_bytes()
+    result = sigdist("train", *QUICK, "--out", str(trained_run))
+    assert result.returncode == 2 and "already holds a run" in result.stderr
+    assert (trained_run / "checkpoint.pt").read_bytes() == before

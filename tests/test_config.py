@@ -1,0 +1,120 @@
+"""The typed config: flat round trip, and every validation error names key, value and rule."""
+
+import json
+
+import pytest
+
+from sigdist.config import (
+    Config,
+    ConfigError,
+    allowed_keys,
+    from_assignments,
+    from_flat,
+    load_json,
+    parse_assignment,
+    save_json,
+)
+
+PUBLIC_KEYS = ["method", "seed", "data.name", "model.size", "loss.lam", "loss.k", "loss.sigma",
+               "train.steps", "train.batch_size"]
+
+
+def test_public_keys_exist():
+    assert set(PUBLIC_KEYS) <= set(allowed_keys())
+
+
+def test_flat_round_trip_is_identity():
+    cfg = Config().replace(**{"method": "gan_si", "loss.lam": 0.5, "model.size": "L", "seed": 3})
+    flat = cfg.to_flat()
+    assert from_flat(flat) == cfg
+    assert flat["loss.lam"] == 0.5 and flat["model.size"] == "L" and flat["method"] == "gan_si"
+    assert json.loads(json.dumps(flat)) == flat  # JSON- and MLflow-param-friendly values
+
+
+def test_config_is_frozen():
+    cfg = Config()
+    with pytest.raises(AttributeError):
+        cfg.loss.lam = 2.0  # type: ignore[misc]
+
+
+def test_missing_keys_take_defaults_and_int_widens_to_float():
+    cfg = from_flat({"loss.lam": 2})
+    assert cfg.loss.lam == 2.0 and isinstance(cfg.loss.lam, float)
+    assert cfg.train.steps == Config().train.steps
+
+
+def test_json_round_trip(tmp_path):
+    cfg = Config().replace(**{"loss.k": 17})
+    path = tmp_path / "config.json"
+    save_json(cfg, str(path))
+    assert load_json(str(path)) == cfg
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "allowed"),
+    [
+        ("loss.lam", -0.1, ">= 0"),
+        ("loss.k", 0, ">= 1"),
+        ("loss.sigma", 0.0, "> 0"),
+        ("loss.sigma", -1.0, "> 0"),
+        ("loss.sigma", float("nan"), "> 0"),
+        ("method", "vae2", "one of sig, gan, gan_si, wgan_gp, wgan_gp_si"),
+        ("data.name", "cifar100", "one of gmm25"),
+        ("model.size", "XL", "one of S, M, L"),
+        ("train.steps", 1.5, "an integer"),
+        ("train.steps", True, "an integer"),
+        ("loss.lam", "big", "a number"),
+        ("loss.per_dim", 1, "true or false"),
+        ("train.beta1", 1.5, "<= 1"),
+    ],
+)
+def test_bad_values_name_key_value_and_rule(key, value, allowed):
+    with pytest.raises(ConfigError) as err:
+        from_flat({key: value})
+    message = str(err.value)
+    assert f"'{key}'" in message
+    assert repr(value) in message
+    assert allowed in message
+
+
+def test_unknown_key_lists_allowed_keys():
+    expected = r"unknown config key 'loss.lambda'.*allowed keys: .*loss\.lam"
+    with pytest.raises(ConfigError, match=expected):
+        from_flat({"loss.lambda": 1.0})
+
+
+def test_non_dict_is_rejected():
+    with pytest.raises(ConfigError, match="dict"):
+        from_flat([("loss.lam", 1.0)])  # type: ignore[arg-type]
+
+
+def test_likelihood_must_suit_the_data():
+    with pytest.raises(ConfigError, match="loss.likelihood.*allowed: poisson or negbin"):
+        from_flat({"data.name": "negbin"})
+    with pytest.raises(ConfigError, match="loss.likelihood.*allowed: gaussian"):
+        from_flat({"loss.likelihood": "poisson"})
+    assert from_flat({"data.name": "negbin", "loss.likelihood": "poisson"}).data.name == "negbin"
+
+
+def test_command_line_assignments_are_typed():
+    assert parse_assignment("loss.k=64") == ("loss.k", 64)
+    assert parse_assignment("loss.lam=1e-2") == ("loss.lam", 0.01)
+    assert parse_assignment("loss.per_dim=false") == ("loss.per_dim", False)
+    assert parse_assignment("method=gan_si") == ("method", "gan_si")
+    cfg = from_assignments(["method=gan_si", "loss.lam=0.3"])
+    assert cfg.method == "gan_si" and cfg.loss.lam == 0.3
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("loss.k=many", "config key 'loss.k': got 'many'; allowed: an integer >= 1"),
+        ("loss.k", "KEY=VALUE"),
+        ("nope=1", "unknown config key 'nope'"),
+        ("loss.per_dim=maybe", "true or false"),
+    ],
+)
+def test_bad_assignments(text, fragment):
+    with pytest.raises(ConfigError) as err:
+        from_assignments([text])
+    assert fragment in str(err.value)

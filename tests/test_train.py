@@ -1,0 +1,121 @@
+"""The training loop: seeded, resumable to the same continuation, divergence stops with the step."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from sigdist.config import Config
+from sigdist.train import DivergenceError, Trainer, load_checkpoint
+
+SMALL = {"train.steps": 12, "train.batch_size": 32, "loss.k": 32, "run.eval_every": 6,
+         "run.eval_samples": 2000, "run.device": "cpu"}
+
+
+def _cfg(**updates) -> Config:
+    return Config().replace(**{**SMALL, **updates})
+
+
+def _params(trainer: Trainer) -> torch.Tensor:
+    nets = [trainer.generator] + ([trainer.discriminator] if trainer.adversarial else [])
+    return torch.cat([p.detach().flatten() for net in nets for p in net.parameters()])
+
+
+@pytest.mark.parametrize("method", ["sig", "gan", "gan_si", "wgan_gp", "wgan_gp_si"])
+def test_resume_gives_the_same_continuation(tmp_path, method):
+    cfg = _cfg(method=method, **{"train.critic_steps": 2})
+    straight = Trainer(cfg)
+    straight.fit()
+
+    first = Trainer(cfg.replace(**{"train.steps": 5}))
+    first.fit()
+    path = str(tmp_path / "checkpoint.pt")
+    first.save(path)
+    resumed = Trainer.from_checkpoint(path, overrides={"train.steps": 12})
+    assert resumed.step == 5
+    resumed.fit()
+
+    assert resumed.step == straight.step == 12
+    assert torch.equal(_params(resumed), _params(straight))
+    assert torch.equal(resumed.generate(100), straight.generate(100))
+
+
+def test_same_seed_same_run_other_seed_other_run():
+    a, b, c = Trainer(_cfg()), Trainer(_cfg()), Trainer(_cfg(seed=1))
+    for t in (a, b, c):
+        t.fit()
+    assert torch.equal(_params(a), _params(b))
+    assert not torch.equal(_params(a), _params(c))
+
+
+def test_evaluating_does_not_change_training():
+    often, rarely = Trainer(_cfg(**{"run.eval_every": 1})), Trainer(_cfg(**{"run.eval_every": 12}))
+    often.fit()
+    rarely.fit()
+    assert torch.equal(_params(often), _params(rarely))
+
+
+def test_reports_every_evaluation_with_metrics_and_losses():
+    seen = []
+    Trainer(_cfg(method="gan_si")).fit(report=lambda t, m: seen.append(dict(m)))
+    assert [m["step"] for m in seen] == [6, 12]
+    for m in seen:
+        expected = {"modes", "high_quality", "kl", "loss_d", "loss_g", "loss_g_adv", "loss_sig"}
+        assert expected <= set(m)
+        assert 0 <= m["modes"] <= 25 and 0.0 <= m["high_quality"] <= 1.0 and m["kl"] >= 0.0
+
+
+def test_plain_gan_has_no_sig_term_and_gan_si_adds_lam_times_it():
+    gan, gan_si = Trainer(_cfg(method="gan")), Trainer(_cfg(method="gan_si", **{"loss.lam": 2.0}))
+    assert gan.lam == 0.0 and gan_si.lam == 2.0
+    losses = gan_si.train_step()
+    assert "loss_sig" not in gan.train_step()
+    expected = losses["loss_g_adv"] + 2.0 * losses["loss_sig"]
+    assert torch.allclose(losses["loss_g"], expected)
+
+
+def test_divergence_stops_with_the_step_named():
+    trainer = Trainer(_cfg(method="gan_si"))
+
+    def poison(t, _losses):
+        if t.step == 5:  # the generator's weights blow up after step 5
+            with torch.no_grad():
+                next(t.generator.parameters()).fill_(float("inf"))
+
+    with pytest.raises(DivergenceError, match="diverged at step 6") as err:
+        trainer.fit(on_step=poison)
+    assert err.value.step == 6 and err.value.name.startswith("loss")
+
+
+def test_checkpoint_holds_models_optimisers_step_config(tmp_path):
+    trainer = Trainer(_cfg(method="wgan_gp_si", **{"train.critic_steps": 1}))
+    trainer.fit()
+    path = str(tmp_path / "c.pt")
+    trainer.save(path)
+    state = load_checkpoint(path)  # weights_only=True inside
+    assert state["step"] == 12 and state["config"] == trainer.cfg.to_flat()
+    assert {"generator", "discriminator", "opt_g", "opt_d", "rng"} <= set(state)
+
+
+def test_not_a_checkpoint_is_refused(tmp_path):
+    path = tmp_path / "x.pt"
+    torch.save({"hello": 1}, path)
+    with pytest.raises(ValueError, match="not a sigdist checkpoint"):
+        load_checkpoint(str(path))
+
+
+def test_count_data_sig_run_draws_counts():
+    cfg = _cfg(**{"data.name": "negbin", "loss.likelihood": "negbin"})
+    trainer = Trainer(cfg)
+    metrics = trainer.fit()
+    samples = trainer.generate(500)
+    assert torch.equal(samples, samples.round()) and samples.min() >= 0
+    assert 0.0 <= metrics["tv"] <= 1.0
+
+
+def test_training_loop_imports_neither_ray_nor_mlflow():
+    code = ("import sys, sigdist.train, sigdist.cli; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('ray', 'mlflow')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
