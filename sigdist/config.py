@@ -25,6 +25,7 @@ DATASETS = ("gmm25", "ring", "ring_noise", "negbin", "poisson_negbin")
 SIZES = ("S", "M", "L")
 LIKELIHOODS = ("gaussian", "poisson", "negbin")
 DEVICES = ("auto", "cpu", "cuda")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 class ConfigError(ValueError):
@@ -83,7 +84,9 @@ class LossConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int = field(default=5000, metadata=_range(1))
+    # 8,000 steps: the sigma annealing (6,000) plus time at the paper's sigma; about a minute of
+    # CPU for the grid.
+    steps: int = field(default=8000, metadata=_range(1))
     batch_size: int = field(default=256, metadata=_range(1))
     # Adam learning rates of the generator and the discriminator. On gmm25 (8,000 steps, seed 0)
     # 3e-3 lets SIG and GAN-SI learn the grid (25 modes); at 1e-3 GAN-SI found 7, SIG 0-1.
@@ -91,17 +94,14 @@ class TrainConfig:
     lr_d: float = field(default=3e-3, metadata=_range(0.0, low_open=True))
     beta1: float = field(default=0.5, metadata=_range(0.0, high=1.0))
     beta2: float = field(default=0.999, metadata=_range(0.0, high=1.0))
+    # Learning-rate schedule over train.steps: constant, or cosine decay to lr_final_ratio * lr
+    # (both optimisers). A function of the step alone, so resuming needs no scheduler state.
+    # Cosine: on gmm25 (8,000 steps) SIG reaches high quality 0.88 / KL 0.18 (constant: 0.84 /
+    # 0.29), GAN-SI alike either way.
+    lr_schedule: str = field(default="cosine", metadata=_choice(*LR_SCHEDULES))
+    lr_final_ratio: float = field(default=0.01, metadata=_range(0.0, high=1.0))
     # WGAN-GP critic updates per generator update (Gulrajani et al.); GAN methods use 1 (Alg. 1).
     critic_steps: int = field(default=5, metadata=_range(1))
-
-
-def sigma_at(cfg: Config, step: int) -> float:
-    """The likelihood's sigma at optimiser step ``step`` (0-based): see ``loss.sigma_start``."""
-    loss = cfg.loss
-    if loss.sigma_anneal_steps == 0 or step >= loss.sigma_anneal_steps:
-        return loss.sigma
-    frac = step / loss.sigma_anneal_steps
-    return loss.sigma_start ** (1.0 - frac) * loss.sigma**frac
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,11 @@ from typing import Any
 import torch
 
 from sigdist import losses
-from sigdist.config import Config, ConfigError, from_flat, sigma_at
+from sigdist.config import Config, ConfigError, from_flat
 from sigdist.data import DataSet, build_data
 from sigdist.metrics import evaluate_toy
 from sigdist.models import build_discriminator, build_generator, likelihood_params
+from sigdist.schedules import lr_factor, sigma_at
 
 CHECKPOINT_FORMAT = 1
 ADVERSARIAL_METHODS = ("gan", "gan_si", "wgan_gp", "wgan_gp_si")
@@ -139,6 +140,11 @@ class Trainer:
     def train_step(self) -> dict[str, torch.Tensor]:
         """One optimisation step; returns the step's losses as 0-d tensors (not yet synced)."""
         cfg = self.cfg
+        factor = lr_factor(cfg, self.step)
+        for optimiser, base in ((self.opt_g, cfg.train.lr), (self.opt_d, cfg.train.lr_d)):
+            if optimiser is not None:
+                for group in optimiser.param_groups:
+                    group["lr"] = base * factor
         if cfg.method == "sig":
             return self._sig_step()
         if cfg.method in ("gan", "gan_si"):
