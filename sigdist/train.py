@@ -162,16 +162,16 @@ class Trainer:
     def _generator_update(self, x: torch.Tensor, fake: torch.Tensor,
                           adversarial: torch.Tensor) -> dict[str, torch.Tensor]:
         """Algorithm 1, last line: G descends adversarial loss + lam * L_K on the same K samples."""
-        out = {"loss_g_adv": adversarial.detach()}
-        loss_g = adversarial
-        if self.lam > 0:
-            sig = self._sig_term(x, fake)
-            loss_g = adversarial + self.lam * sig
-            out["loss_sig"] = sig.detach()
+        cfg = self.cfg.loss
+        loss_g = losses.semi_implicit_generator_loss(
+            adversarial, x, fake, lam=self.lam, likelihood=cfg.likelihood,
+            sigma=sigma_at(self.cfg, self.step), per_dim=cfg.per_dim)
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
-        out["loss_g"] = loss_g.detach()
+        out = {"loss_g_adv": adversarial.detach(), "loss_g": loss_g.detach()}
+        if self.lam > 0:  # the SIG term itself, for the curves
+            out["loss_sig"] = (out["loss_g"] - out["loss_g_adv"]) / self.lam
         return out
 
     def _gan_step(self) -> dict[str, torch.Tensor]:

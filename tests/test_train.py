@@ -28,12 +28,19 @@ def test_resume_gives_the_same_continuation(tmp_path, method):
     straight = Trainer(cfg)
     straight.fit()
 
-    first = Trainer(cfg.replace(**{"train.steps": 5}))
-    first.fit()
+    class Killed(Exception):
+        pass
+
     path = str(tmp_path / "checkpoint.pt")
-    first.save(path)
-    resumed = Trainer.from_checkpoint(path, overrides={"train.steps": 12})
-    assert resumed.step == 5
+
+    def save_then_die(trainer, _metrics):  # the run is killed right after its first checkpoint
+        trainer.save(path)
+        raise Killed
+
+    with pytest.raises(Killed):
+        Trainer(cfg).fit(report=save_then_die)
+    resumed = Trainer.from_checkpoint(path)
+    assert resumed.step == 6
     resumed.fit()
 
     assert resumed.step == straight.step == 12
@@ -66,13 +73,24 @@ def test_reports_every_evaluation_with_metrics_and_losses():
         assert 0 <= m["modes"] <= 25 and 0.0 <= m["high_quality"] <= 1.0 and m["kl"] >= 0.0
 
 
-def test_plain_gan_has_no_sig_term_and_gan_si_adds_lam_times_it():
-    gan, gan_si = Trainer(_cfg(method="gan")), Trainer(_cfg(method="gan_si", **{"loss.lam": 2.0}))
+def test_gan_si_differs_from_gan_only_in_the_generator_loss():
+    """Algorithm 1: same data, same z, same D update; G also descends lam * L_K."""
+    gan = Trainer(_cfg(method="gan", **{"loss.lam": 2.0}))
+    gan_si = Trainer(_cfg(method="gan_si", **{"loss.lam": 2.0}))
+    gan_si_zero = Trainer(_cfg(method="gan_si", **{"loss.lam": 0.0}))
     assert gan.lam == 0.0 and gan_si.lam == 2.0
-    losses = gan_si.train_step()
-    assert "loss_sig" not in gan.train_step()
-    expected = losses["loss_g_adv"] + 2.0 * losses["loss_sig"]
-    assert torch.allclose(losses["loss_g"], expected)
+    plain, regularised = gan.train_step(), gan_si.train_step()
+    gan_si_zero.train_step()
+    assert "loss_sig" not in plain and regularised["loss_sig"] > 0
+    assert torch.equal(plain["loss_d"], regularised["loss_d"])
+    assert torch.equal(plain["loss_g_adv"], regularised["loss_g_adv"])
+    assert torch.allclose(regularised["loss_g"],
+                          regularised["loss_g_adv"] + 2.0 * regularised["loss_sig"])
+    d_params = [p.detach().flatten() for p in gan.discriminator.parameters()]
+    d_params_si = [p.detach().flatten() for p in gan_si.discriminator.parameters()]
+    assert torch.equal(torch.cat(d_params), torch.cat(d_params_si))
+    assert not torch.equal(_params(gan), _params(gan_si))  # generators took different steps
+    assert torch.equal(_params(gan), _params(gan_si_zero))  # lam = 0 is exactly the plain GAN
 
 
 def test_divergence_stops_with_the_step_named():
