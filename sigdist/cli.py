@@ -1,4 +1,4 @@
-"""``sigdist`` command line: ``train`` a run, ``sample`` from its checkpoint.
+"""``sigdist`` command line: ``train`` a run, ``sample`` from its checkpoint, ``score`` samples.
 
 Bad input (an unknown key, a bad value, a missing file) prints one clear message and exits with
 status 2 before anything is written.
@@ -40,6 +40,15 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=int, default=None, help="sampling seed (default: the "
                         "run's evaluation seed)")
 
+    score = commands.add_parser("score", help="the project's metrics on any array of samples")
+    score.add_argument("--data", required=True, help="the data set the samples imitate, e.g. "
+                       "mnist3 (samples (n, 3, 28, 28) in [0, 1] or uint8) or gmm25 (n, 2)")
+    score.add_argument("--samples", required=True, help="a .npy file of samples")
+    score.add_argument("--out", default=None, help="also write the metrics to this JSON file")
+    score.add_argument("--data-root", default="data", help="data and classifier cache (mnist3)")
+    score.add_argument("--source", default="auto", help="MNIST source for the classifier: "
+                       "auto, mnist-60k or mnist-5k")
+
     commands.add_parser("keys", help="list the config keys with their defaults")
     return parser
 
@@ -48,8 +57,8 @@ def _train(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from sigdist.config import Config, from_assignments, from_flat, parse_assignment, save_json
-    from sigdist.plots import save_toy_samples
+    from sigdist.config import from_assignments, from_flat, parse_assignment, save_json
+    from sigdist.plots import save_samples
     from sigdist.train import DivergenceError, Trainer, load_checkpoint
 
     out = args.out
@@ -67,7 +76,7 @@ def _train(args: argparse.Namespace) -> int:
         trainer = Trainer(cfg)
         trainer.load_state_dict(state)
     else:
-        cfg = from_assignments(args.assignments, Config())
+        cfg = from_assignments(args.assignments)
         if os.path.exists(checkpoint_path):
             raise UsageError(f"{out} already holds a run (checkpoint.pt); pass --resume to "
                              "continue it, or choose another --out")
@@ -100,7 +109,7 @@ def _train(args: argparse.Namespace) -> int:
         fh.write("\n")
     with torch.no_grad():
         samples = trainer.generate(cfg.run.eval_samples)
-    save_toy_samples(samples, trainer.data, os.path.join(out, "samples.png"),
+    save_samples(samples, trainer.data, os.path.join(out, "samples.png"),
                      title=f"{cfg.method}, {cfg.data.name}, step {trainer.step}")
     print(json.dumps(metrics))
     return 0
@@ -130,6 +139,41 @@ def _sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _score(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from sigdist.config import from_flat
+    from sigdist.evaluation import build_data, build_scorer
+
+    cfg = from_flat({"data.name": args.data, "data.root": args.data_root,
+                     "data.source": args.source})
+    if not os.path.isfile(args.samples):
+        raise UsageError(f"--samples: no such file {args.samples}")
+    try:
+        array = np.load(args.samples, allow_pickle=False)
+    except ValueError as err:
+        raise UsageError(f"--samples {args.samples}: not a numeric .npy array ({err})") from None
+    if array.dtype == np.uint8:
+        array = array.astype(np.float32) / 255.0
+    if not np.issubdtype(array.dtype, np.number):
+        raise UsageError(f"--samples: got dtype {array.dtype}; allowed: numbers")
+    data, cfg = build_data(cfg, torch.device("cpu"))
+    if array.ndim < 2 or tuple(array.shape[1:]) != tuple(data.shape):
+        raise UsageError(f"--samples: got shape {array.shape}; allowed for {args.data}: "
+                         f"(n, {', '.join(map(str, data.shape))})")
+    if len(data.shape) == 3 and (array.min() < 0 or array.max() > 1):
+        raise UsageError(f"--samples: values in [{array.min():.3g}, {array.max():.3g}]; allowed: "
+                         "[0, 1] floats or uint8 images")
+    metrics = build_scorer(cfg, data, torch.device("cpu"))(torch.as_tensor(array).float())
+    text = json.dumps({"data": args.data, "n": int(len(array)), **metrics}, indent=2)
+    if args.out:
+        with open(args.out, "w") as fh:
+            fh.write(text + "\n")
+    print(text)
+    return 0
+
+
 def _keys() -> int:
     from sigdist.config import Config
 
@@ -147,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
             return _train(args)
         if args.command == "sample":
             return _sample(args)
+        if args.command == "score":
+            return _score(args)
         return _keys()
     except (UsageError, ConfigError) as err:
         print(f"sigdist {args.command}: error: {err}", file=sys.stderr)

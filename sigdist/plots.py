@@ -1,5 +1,5 @@
 """Pictures of generated samples: the scatter over the true centres of Figure 2, the count
-histograms of Figure 1."""
+histograms of Figure 1, image grids (torchvision ``make_grid``) of Figures 4-6."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from torchvision.utils import make_grid  # noqa: E402
 
-from sigdist.data import ToyData  # noqa: E402
+from sigdist.data import DataSet, ToyData  # noqa: E402
 
 
 def toy_samples_figure(samples: torch.Tensor, data: ToyData, *, max_points: int = 5000,
@@ -37,7 +38,25 @@ def toy_samples_figure(samples: torch.Tensor, data: ToyData, *, max_points: int 
     return fig
 
 
-def save_toy_samples(samples: torch.Tensor, data: ToyData, path: str, *, title: str = "") -> None:
-    fig = toy_samples_figure(samples, data, title=title)
+def image_grid(samples: torch.Tensor, *, count: int = 64) -> torch.Tensor:
+    """The first ``count`` images (B, C, H, W) in [0, 1] as one (C, H', W') grid, 8 per row."""
+    return make_grid(samples[:count].detach().cpu().clamp(0, 1), nrow=8, padding=2)
+
+
+def samples_figure(samples: torch.Tensor, data: DataSet, *, title: str = "") -> plt.Figure:
+    """The picture of a batch of samples for any data set: a grid of images or a toy plot."""
+    if len(data.shape) == 3:
+        grid = image_grid(samples).permute(1, 2, 0).numpy()
+        fig, ax = plt.subplots(figsize=(6, 6), dpi=100)
+        ax.imshow(grid)
+        ax.axis("off")
+        ax.set_title(title or data.name)
+        fig.tight_layout()
+        return fig
+    return toy_samples_figure(samples, data, title=title)
+
+
+def save_samples(samples: torch.Tensor, data: DataSet, path: str, *, title: str = "") -> None:
+    fig = samples_figure(samples, data, title=title)
     fig.savefig(path)
     plt.close(fig)

@@ -84,3 +84,38 @@ def test_existing_run_is_not_overwritten(trained_run):
     result = sigdist("train", *QUICK, "--out", str(trained_run))
     assert result.returncode == 2 and "already holds a run" in result.stderr
     assert (trained_run / "checkpoint.pt").read_bytes() == before
+
+
+def test_score_rates_real_grid_samples_as_perfect(tmp_path):
+    import torch
+
+    from sigdist.data import toy_data
+
+    samples = toy_data("gmm25").sample(50_000, torch.Generator().manual_seed(0)).numpy()
+    path, out = tmp_path / "real.npy", tmp_path / "metrics.json"
+    np.save(path, samples)
+    result = sigdist("score", "--data", "gmm25", "--samples", str(path), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(out.read_text())
+    assert metrics["modes"] == 25 and metrics["kl"] < 0.005 and metrics["n"] == 50_000
+
+
+@pytest.mark.parametrize(
+    ("array", "message"),
+    [
+        (np.zeros((10, 3)), "got shape (10, 3); allowed for gmm25: (n, 2)"),
+        (np.array(["a", "b"]), "allowed: numbers"),
+    ],
+)
+def test_score_refuses_bad_arrays(tmp_path, array, message):
+    path = tmp_path / "bad.npy"
+    np.save(path, array)
+    result = sigdist("score", "--data", "gmm25", "--samples", str(path))
+    assert result.returncode == 2 and message in result.stderr
+
+
+def test_score_refuses_unknown_data(tmp_path):
+    path = tmp_path / "x.npy"
+    np.save(path, np.zeros((4, 2)))
+    result = sigdist("score", "--data", "cifar100", "--samples", str(path))
+    assert result.returncode == 2 and "config key 'data.name': got 'cifar100'" in result.stderr

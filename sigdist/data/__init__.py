@@ -32,11 +32,6 @@ class DataSet(Protocol):
                device: torch.device | str | None = None) -> torch.Tensor: ...
 
 
-def build_data(name: str) -> DataSet:
-    """The data set named by ``data.name``."""
-    return toy_data(name)
-
-
 __all__ = [
     "TOY_DATA_NAMES",
     "CountMixtureToy",
@@ -46,7 +41,6 @@ __all__ = [
     "PoissonCount",
     "RingNoiseToy",
     "ToyData",
-    "build_data",
     "sample_gamma",
     "toy_data",
 ]
