@@ -81,6 +81,7 @@ def _train(args: argparse.Namespace) -> int:
             raise UsageError(f"{out} already holds a run (checkpoint.pt); pass --resume to "
                              "continue it, or choose another --out")
         trainer = Trainer(cfg)  # validates the device before anything is written
+    cfg = trainer.cfg  # as resolved by the run, e.g. data.source=auto -> the source used
     os.makedirs(out, exist_ok=True)
     save_json(cfg, os.path.join(out, "config.json"))
 

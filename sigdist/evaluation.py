@@ -43,8 +43,8 @@ def stacked_mnist_scorer(root: str, source: str, device: torch.device | str = "c
     classifier, accuracy = load_or_train_classifier(digits, root, device=device)
 
     def score(samples: torch.Tensor) -> dict[str, float]:
-        metrics = evaluate_stacked_mnist(samples, classifier)
-        return {**{k: float(v) for k, v in metrics.items()}, "classifier_accuracy": accuracy}
+        metrics = evaluate_stacked_mnist(samples, classifier, classifier_accuracy=accuracy)
+        return {k: float(v) for k, v in metrics.items()}
 
     return score
 

