@@ -54,7 +54,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _train(args: argparse.Namespace) -> int:
-    import torch
     from tqdm import tqdm
 
     from sigdist.config import from_assignments, from_flat, parse_assignment, save_json
@@ -82,7 +81,7 @@ def _train(args: argparse.Namespace) -> int:
                              "continue it, or choose another --out")
         trainer = Trainer(cfg)  # validates the device before anything is written
     cfg = trainer.cfg  # as resolved by the run, e.g. data.source=auto -> the source used
-    os.makedirs(out, exist_ok=True)
+    os.makedirs(os.path.join(out, "samples"), exist_ok=True)
     save_json(cfg, os.path.join(out, "config.json"))
 
     bar = tqdm(total=cfg.train.steps, initial=trainer.step, disable=args.quiet,
@@ -93,8 +92,15 @@ def _train(args: argparse.Namespace) -> int:
         if _trainer.step % 50 == 0:
             bar.set_postfix({k: f"{v:.3g}" for k, v in step_losses.items()}, refresh=False)
 
+    def picture(path: str) -> None:
+        # Enough points for a scatter; an image grid shows the first 64. The evaluation seed.
+        samples = trainer.generate(min(cfg.run.eval_samples, 5000))
+        save_samples(samples, trainer.data, path,
+                     title=f"{cfg.method}, {cfg.data.name}, step {trainer.step}")
+
     def report(_trainer: Trainer, metrics: dict[str, float]) -> None:
         _trainer.save(checkpoint_path)
+        picture(os.path.join(out, "samples", f"step_{_trainer.step:07d}.png"))
         shown = {k: v for k, v in metrics.items() if not k.startswith("loss")}
         bar.write(f"step {_trainer.step}: " + ", ".join(f"{k}={v:.4g}" for k, v in shown.items()))
 
@@ -108,10 +114,7 @@ def _train(args: argparse.Namespace) -> int:
     with open(os.path.join(out, "metrics.json"), "w") as fh:
         json.dump(metrics, fh, indent=2)
         fh.write("\n")
-    with torch.no_grad():
-        samples = trainer.generate(cfg.run.eval_samples)
-    save_samples(samples, trainer.data, os.path.join(out, "samples.png"),
-                     title=f"{cfg.method}, {cfg.data.name}, step {trainer.step}")
+    picture(os.path.join(out, "samples.png"))
     print(json.dumps(metrics))
     return 0
 

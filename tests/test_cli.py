@@ -27,7 +27,8 @@ def trained_run(tmp_path_factory):
 
 def test_train_writes_config_metrics_checkpoint_and_picture(trained_run):
     assert sorted(os.listdir(trained_run)) == ["checkpoint.pt", "config.json", "metrics.json",
-                                               "samples.png"]
+                                               "samples", "samples.png"]
+    assert sorted(os.listdir(trained_run / "samples")) == ["step_0000010.png", "step_0000020.png"]
     config = json.loads((trained_run / "config.json").read_text())
     assert config["method"] == "gan_si" and config["train.steps"] == 20
     metrics = json.loads((trained_run / "metrics.json").read_text())

@@ -54,6 +54,8 @@ def test_dcgan_si_run_writes_metrics_checkpoint_and_grid(mnist3_run):
     assert metrics["loss_sig"] > 0  # the SIG term of DCGAN-SI was trained on
     config = json.loads((mnist3_run / "config.json").read_text())
     assert config["data.source"] == "mnist-5k" and config["method"] == "gan_si"
+    grids = sorted(p.name for p in (mnist3_run / "samples").iterdir())
+    assert grids == ["step_0000015.png", "step_0000030.png"]  # one grid per evaluation
     png = (mnist3_run / "samples.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000  # a grid of images, not blank
 
