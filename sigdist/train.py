@@ -19,7 +19,7 @@ import torch
 
 from sigdist import losses
 from sigdist.config import Config, ConfigError, from_flat
-from sigdist.data import DataSet
+from sigdist.data import DataSet, sample_gamma
 from sigdist.evaluation import Scorer, build_data, build_scorer
 from sigdist.models import build_discriminator, build_generator, likelihood_params
 from sigdist.schedules import lr_factor, sigma_at
@@ -103,7 +103,9 @@ class Trainer:
     @torch.no_grad()
     def generate(self, n: int, *, seed: int | None = None, batch_size: int = 10_000
                  ) -> torch.Tensor:
-        """n generated samples on the CPU, from the generator in eval mode.
+        """n generated samples on the CPU, from the generator in eval mode (batch norm on its
+        running statistics: samples then do not depend on how they were batched, and drawing
+        them leaves the training state untouched).
 
         For the Gaussian likelihood a sample is psi = T(eps) itself (the mean, as image models
         report theirs); for count likelihoods it is x ~ p(x | psi).
@@ -126,8 +128,6 @@ class Trainer:
         if likelihood == "poisson":
             return torch.poisson(psi.exp(), generator=rng)
         # Negative binomial as a Poisson-Gamma mixture: rate ~ Gamma(r, scale p / (1 - p)).
-        from sigdist.data.toys import sample_gamma
-
         r, logit_p = psi[..., 0].exp(), psi[..., 1]
         rate = sample_gamma(r, rng) * logit_p.exp()
         return torch.poisson(rate, generator=rng)
