@@ -46,3 +46,24 @@ def test_bad_config_and_divergence_fail_the_trial_with_the_reason(local_ray, tmp
     diverging = {**TINY, "train.lr": 1e30, "train.lr_d": 1e30}
     results = _tuner(tmp_path, diverging, "diverge").fit()
     assert len(results.errors) == 1 and "diverged at step" in str(results.errors[0])
+
+
+def test_optuna_search_explores_lam_k_size_with_a_gan_baseline(local_ray, tmp_path):
+    from sigdist.study.search import optuna_searcher
+
+    searcher = optuna_searcher("kl", "min", seed=0, k_choices=(16, 32), sizes=("S",))
+    tuner = tune.Tuner(
+        tune.with_resources(train_sigdist, {"cpu": 1}),
+        param_space={**TINY, "train.steps": 10},
+        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=6, max_concurrent_trials=2),
+        run_config=tune.RunConfig(name="optuna", storage_path=str(tmp_path), verbose=0),
+    )
+    results = tuner.fit()
+    assert len(results) == 6 and not results.errors
+    configs = [r.config for r in results]
+    assert {c["loss.k"] for c in configs} <= {16, 32}
+    for c in configs:  # the baseline arm is the plain GAN, the other arm a positive lambda
+        assert (c["method"] == "gan" and c["loss.lam"] == 0.0) or (
+            c["method"] == "gan_si" and 1e-2 <= c["loss.lam"] <= 10.0)
+    assert results.get_best_result("kl", "min").metrics["kl"] == min(
+        r.metrics["kl"] for r in results)

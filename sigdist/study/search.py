@@ -1,0 +1,36 @@
+"""The search: Optuna (through Ray Tune's ``OptunaSearch``) over lambda, K and network size,
+with plain GAN (lambda = 0) as a baseline arm of the same search."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import optuna
+from ray.tune.search.optuna import OptunaSearch
+
+
+def define_search_space(trial: optuna.Trial, *, lam_range: tuple[float, float] = (1e-2, 1e1),
+                        k_choices: Sequence[int] = (16, 64, 256),
+                        sizes: Sequence[str] = ("S", "M", "L")) -> dict[str, Any]:
+    """Define-by-run space: ``method`` gan (the baseline, lambda = 0) or gan_si with
+    ``loss.lam`` log-uniform in ``lam_range``; ``loss.k`` and ``model.size`` categorical.
+    Every name is a config key, so a suggestion is a valid flat config fragment."""
+    method = trial.suggest_categorical("method", ["gan", "gan_si"])
+    if method == "gan_si":
+        trial.suggest_float("loss.lam", *lam_range, log=True)
+    trial.suggest_categorical("loss.k", list(k_choices))
+    trial.suggest_categorical("model.size", list(sizes))
+    return {"loss.lam": 0.0} if method == "gan" else None
+
+
+def optuna_searcher(metric: str | list[str], mode: str | list[str], *, seed: int,
+                    **space_options: Any) -> OptunaSearch:
+    """A seeded TPE search (multivariate TPE for several objectives), one or more metrics."""
+    sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True)
+    return OptunaSearch(
+        # a partial of a module-level function pickles: the searcher's state is checkpointed
+        space=functools.partial(define_search_space, **space_options),
+        metric=metric, mode=mode, sampler=sampler,
+    )
