@@ -11,7 +11,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-LIKELIHOODS = ("gaussian", "poisson", "negbin")
+from sigdist.config import LIKELIHOODS
 
 # Largest N x k x D block the negative-binomial lgamma(x + r) term materialises at once.
 _NEGBIN_BLOCK_ELEMENTS = 2**24

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-MNIST_SOURCES: tuple[str, ...] = ("auto", "mnist-60k", "mnist-5k")
+from sigdist.config import MNIST_SOURCES
 
 # mnist-5k split: 100 held-out digits per class, chosen by a permutation from this fixed seed.
 # numpy's legacy RandomState stream is frozen across numpy versions, so the split never changes
