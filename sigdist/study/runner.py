@@ -1,18 +1,28 @@
 """Run a study: Ray Tune over the trainable, Optuna proposing lam / K / size, ASHA stopping
-collapsed trials early. Command-line flags are parsed and validated here, before Ray starts."""
+collapsed trials early, every trial tracked in MLflow. Flags are parsed and validated here, and
+the tracking server is checked, before Ray starts: bad input starts nothing."""
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
+import glob
+import os
+import time
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sigdist.config import ConfigError, from_flat
 
+# The objectives a study can optimise: one metric, or two for a Pareto front (quality vs
+# coverage). ASHA needs one metric to compare trials; it always uses the first coverage metric.
+OBJECTIVES = {"kl": (["kl"], ["min"]), "pareto": (["high_quality", "kl"], ["max", "min"])}
+SCHEDULER_METRIC = ("kl", "min")
+
 
 @dataclass(frozen=True)
 class StudyOptions:
-    name: str
+    name: str  # the study: its Ray Tune experiment directory and its MLflow parent run
+    experiment: str  # the MLflow experiment that holds every study of one script
     base: dict[str, Any]  # the flat config every trial starts from
     num_samples: int
     max_concurrent: int
@@ -21,8 +31,22 @@ class StudyOptions:
     seed: int
     address: str | None
     storage_path: str
-    metric: str = "kl"
-    mode: str = "min"
+    tracking_uri: str
+    objective: str = "kl"
+    resume: bool = False
+    space: dict[str, Any] = field(default_factory=dict)  # options of define_search_space
+
+    @property
+    def metrics(self) -> list[str]:
+        return OBJECTIVES[self.objective][0]
+
+    @property
+    def modes(self) -> list[str]:
+        return OBJECTIVES[self.objective][1]
+
+    @property
+    def study_dir(self) -> str:
+        return os.path.join(self.storage_path, self.name)
 
 
 def study_parser(description: str) -> argparse.ArgumentParser:
@@ -31,10 +55,23 @@ def study_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--num-samples", type=int, default=None, help="trials")
     parser.add_argument("--max-concurrent", type=int, default=None, help="trials at once")
     parser.add_argument("--cpus-per-trial", type=float, default=1.0)
-    parser.add_argument("--gpus-per-trial", type=float, default=0.0,
-                        help="a fraction lets several small trials share one GPU")
+    parser.add_argument("--gpus-per-trial", type=float, default=None,
+                        help="a fraction lets several small trials share one GPU (default: "
+                        "0.25 where this machine has a GPU, else 0)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the search and the trials")
-    parser.add_argument("--storage-path", default="runs/ray", help="Ray Tune's results")
+    parser.add_argument("--objective", choices=sorted(OBJECTIVES), default="kl",
+                        help="kl: minimise KL; pareto: high quality vs KL (a Pareto front)")
+    parser.add_argument("--tracking-uri", default=None,
+                        help="MLflow: sqlite:///PATH or http://HOST:PORT (default: "
+                        "sqlite:///mlflow.db here)")
+    parser.add_argument("--storage-path", default="runs/ray",
+                        help="Ray Tune's results; on a multi-node cluster a path every node "
+                        "reaches (shared disk or s3://...)")
+    parser.add_argument("--name", default=None, help="the study's name (default: "
+                        "script name and time; with --resume: the latest study)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted study: finished trials are kept, "
+                        "unfinished ones go on from their checkpoints, Optuna's history is kept")
     parser.add_argument("--smoke-test", action="store_true", help="a few tiny trials (seconds)")
     return parser
 
@@ -48,6 +85,12 @@ def check_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
                              ("--seed", args.seed, 0)):
         if value is not None and value < low:
             parser.error(f"{flag}: got {value}; allowed: a number >= {low}")
+    if args.gpus_per_trial is not None and args.gpus_per_trial > 1 and (
+            args.gpus_per_trial != int(args.gpus_per_trial)):
+        parser.error(f"--gpus-per-trial: got {args.gpus_per_trial}; allowed: a fraction "
+                     "<= 1 or a whole number of GPUs")
+    if args.name is not None and (not args.name or "/" in args.name):
+        parser.error(f"--name: got {args.name!r}; allowed: a non-empty name without '/'")
 
 
 def validated_base(flat: dict[str, Any], parser: argparse.ArgumentParser) -> dict[str, Any]:
@@ -58,44 +101,82 @@ def validated_base(flat: dict[str, Any], parser: argparse.ArgumentParser) -> dic
     raise AssertionError("unreachable")
 
 
-def run_study(options: StudyOptions, **space_options: Any):
-    """Run the study and return Ray Tune's ResultGrid."""
+def study_name(args: argparse.Namespace, prefix: str, parser: argparse.ArgumentParser) -> str:
+    """A new study gets a fresh name; ``--resume`` takes ``--name`` or the latest study."""
+    if not args.resume:
+        return args.name or f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"
+    storage = os.path.abspath(args.storage_path)
+    pattern = os.path.join(storage, args.name or f"{prefix}-*", "tuner.pkl")
+    found = sorted(glob.glob(pattern), key=os.path.getmtime)
+    if not found:
+        parser.error(f"--resume: no study to resume matches {pattern}")
+    return os.path.basename(os.path.dirname(found[-1]))
+
+
+def prepare_tracking(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str:
+    """The tracking URI, checked (reachable server, writable database) before Ray starts."""
+    from sigdist.study.tracking import TrackingError, check_tracking_uri, resolve_tracking_uri
+
+    uri = resolve_tracking_uri(args.tracking_uri)
+    try:
+        check_tracking_uri(uri)
+    except TrackingError as err:
+        parser.error(str(err))
+    return uri
+
+
+def optuna_storage_url(options: StudyOptions) -> str:
+    """Optuna's own sqlite history of the study, beside Ray's results where they are local."""
+    local = options.storage_path if "://" not in options.storage_path else os.path.abspath(
+        "runs/optuna")
+    os.makedirs(local, exist_ok=True)
+    return f"sqlite:///{os.path.join(local, options.name + '.optuna.db')}"
+
+
+def run_study(options: StudyOptions, *, verbose: int = 1):
+    """Run (or resume) the study; return Ray Tune's ResultGrid."""
     import ray
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
     from sigdist.study.search import optuna_searcher
+    from sigdist.study.tracking import MlflowTrialCallback, start_study_run
     from sigdist.study.trainable import train_sigdist
 
-    ray.init(address=options.address, ignore_reinit_error=True, include_dashboard=False)
-    searcher = optuna_searcher(options.metric, options.mode, seed=options.seed, **space_options)
+    parent = start_study_run(options.tracking_uri, options.experiment, options.name,
+                             {f"study.{k}": v for k, v in asdict(options).items()
+                              if k not in ("base", "space")} | options.base)
+    ray.init(address=options.address, ignore_reinit_error=True, include_dashboard=False,
+             log_to_driver=verbose > 1)
+    trainable = tune.with_resources(
+        train_sigdist, {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial})
+    if options.resume:
+        # The searcher (Optuna's history), scheduler and callbacks come back from the study
+        # directory; unfinished trials continue from their last checkpoints.
+        tuner = tune.Tuner.restore(options.study_dir, trainable, resume_unfinished=True,
+                                   resume_errored=False, param_space=options.base)
+        return tuner.fit()
+    searcher = optuna_searcher(options.metrics, options.modes, seed=options.seed,
+                               storage_url=optuna_storage_url(options),
+                               study_name=options.name, **options.space)
     # Each report is one evaluation; ASHA compares trials at equal numbers of evaluations.
     steps, every = options.base["train.steps"], options.base["run.eval_every"]
     max_t = max(1, -(-steps // every))
-    scheduler = ASHAScheduler(metric=options.metric, mode=options.mode, max_t=max_t,
-                              grace_period=max(1, max_t // 4), reduction_factor=2)
-    trainable = tune.with_resources(
-        train_sigdist, {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial})
+    scheduler = ASHAScheduler(metric=SCHEDULER_METRIC[0], mode=SCHEDULER_METRIC[1],
+                              max_t=max_t, grace_period=max(1, max_t // 4), reduction_factor=2)
     tuner = tune.Tuner(
         trainable,
         param_space=options.base,
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
                                     num_samples=options.num_samples,
                                     max_concurrent_trials=options.max_concurrent),
-        run_config=tune.RunConfig(name=options.name, storage_path=options.storage_path,
-                                  failure_config=tune.FailureConfig(max_failures=2)),
+        run_config=tune.RunConfig(
+            name=options.name, storage_path=options.storage_path, verbose=verbose,
+            # a crashed worker or node: the trial goes on from its last checkpoint
+            failure_config=tune.FailureConfig(max_failures=2),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            callbacks=[MlflowTrialCallback(options.tracking_uri, parent,
+                                           metric=SCHEDULER_METRIC[0],
+                                           mode=SCHEDULER_METRIC[1])]),
     )
     return tuner.fit()
-
-
-def best_trials_table(results, metric: str, mode: str, count: int = 5) -> str:
-    rows = [r for r in results if r.metrics and metric in r.metrics]
-    rows.sort(key=lambda r: r.metrics[metric], reverse=(mode == "max"))
-    lines = [f"{'method':8s} {'lam':>8s} {'k':>5s} {'size':>4s} {'modes':>6s} {'kl':>8s} "
-             f"{'high_q':>7s} {'step':>6s}"]
-    for r in rows[:count]:
-        c, m = r.config, r.metrics
-        lines.append(f"{c['method']:8s} {c['loss.lam']:8.3g} {c['loss.k']:5d} "
-                     f"{c['model.size']:>4s} {m['modes']:6.0f} {m['kl']:8.3f} "
-                     f"{m['high_quality']:7.3f} {m['step']:6.0f}")
-    return "\n".join(lines)

@@ -13,24 +13,38 @@ from ray.tune.search.optuna import OptunaSearch
 
 def define_search_space(trial: optuna.Trial, *, lam_range: tuple[float, float] = (1e-2, 1e1),
                         k_choices: Sequence[int] = (16, 64, 256),
-                        sizes: Sequence[str] = ("S", "M", "L")) -> dict[str, Any]:
+                        sizes: Sequence[str] = ("S", "M", "L"),
+                        lr_choices: Sequence[float] | None = None,
+                        sigma_range: tuple[float, float] | None = None) -> dict[str, Any]:
     """Define-by-run space: ``method`` gan (the baseline, lambda = 0) or gan_si with
-    ``loss.lam`` log-uniform in ``lam_range``; ``loss.k`` and ``model.size`` categorical.
+    ``loss.lam`` log-uniform in ``lam_range``; ``loss.k`` and ``model.size`` categorical;
+    optionally the learning rate (both networks) and the kernel width sigma of L_K.
     Every name is a config key, so a suggestion is a valid flat config fragment."""
     method = trial.suggest_categorical("method", ["gan", "gan_si"])
     if method == "gan_si":
         trial.suggest_float("loss.lam", *lam_range, log=True)
+        if sigma_range is not None:
+            trial.suggest_float("loss.sigma", *sigma_range, log=True)
     trial.suggest_categorical("loss.k", list(k_choices))
     trial.suggest_categorical("model.size", list(sizes))
+    if lr_choices is not None:
+        lr = trial.suggest_categorical("train.lr", list(lr_choices))
+        return {"train.lr_d": lr, **({"loss.lam": 0.0} if method == "gan" else {})}
     return {"loss.lam": 0.0} if method == "gan" else None
 
 
 def optuna_searcher(metric: str | list[str], mode: str | list[str], *, seed: int,
+                    storage_url: str | None = None, study_name: str | None = None,
                     **space_options: Any) -> OptunaSearch:
-    """A seeded TPE search (multivariate TPE for several objectives), one or more metrics."""
+    """A seeded TPE search over one metric or several (a Pareto front).
+
+    With ``storage_url`` Optuna keeps the study's history in its own database as well, where
+    its plots and Pareto front are read after the run; Ray checkpoints the searcher itself, so
+    a restored study proposes from the whole history."""
     sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True)
+    storage = optuna.storages.RDBStorage(storage_url) if storage_url else None
     return OptunaSearch(
         # a partial of a module-level function pickles: the searcher's state is checkpointed
         space=functools.partial(define_search_space, **space_options),
-        metric=metric, mode=mode, sampler=sampler,
+        metric=metric, mode=mode, sampler=sampler, storage=storage, study_name=study_name,
     )

@@ -4,17 +4,21 @@ a checkpoint, and resume from ``tune.get_checkpoint()``."""
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from typing import Any
 
+import ray
 import torch
 from ray import tune
 
 from sigdist.config import from_flat
+from sigdist.plots import save_samples
 from sigdist.train import DivergenceError, Trainer
 
 CHECKPOINT_FILE = "checkpoint.pt"
+METRICS_FILE = "metrics.json"
 
 
 def train_sigdist(flat_config: dict[str, Any]) -> None:
@@ -35,9 +39,19 @@ def train_sigdist(flat_config: dict[str, Any]) -> None:
         trainer = Trainer(cfg)
 
     def report(trainer_: Trainer, metrics: dict[str, float]) -> None:
+        # The checkpoint carries what the driver's tracking callback logs: the metrics of this
+        # evaluation and a picture of its samples, next to the trainer's state.
         with tempfile.TemporaryDirectory() as directory:
             trainer_.save(os.path.join(directory, CHECKPOINT_FILE))
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+            with open(os.path.join(directory, METRICS_FILE), "w") as fh:
+                json.dump(metrics, fh)
+            samples = trainer_.generate(64 if len(trainer_.data.shape) == 3 else 2000)
+            save_samples(samples, trainer_.data,
+                         os.path.join(directory, f"samples_step_{trainer_.step:07d}.png"),
+                         title=f"{cfg.method}, {cfg.data.name}, step {trainer_.step}")
+            # which node ran it: the study's MLflow runs and tests show where trials landed
+            node = {"node_id": ray.get_runtime_context().get_node_id()}
+            tune.report({**metrics, **node}, checkpoint=tune.Checkpoint.from_directory(directory))
 
     try:
         trainer.fit(report=report)

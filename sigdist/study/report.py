@@ -1,0 +1,110 @@
+"""What a finished study reports: the table of its best trials (or its Pareto front), Optuna's
+plots and the best trial on the MLflow parent run, and the command that opens the MLflow UI."""
+
+from __future__ import annotations
+
+import shlex
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+# (title, config key or metric, width, format): trials' configs, then their last metrics
+CONFIG_COLUMNS = (("method", "method", 8, "s"), ("lam", "loss.lam", 8, ".3g"),
+                  ("k", "loss.k", 5, "d"), ("size", "model.size", 4, "s"))
+METRIC_COLUMNS = (("modes", "modes", 6, ".0f"), ("kl", "kl", 8, ".3f"),
+                  ("high_quality", "high_quality", 12, ".3f"), ("step", "step", 6, ".0f"))
+
+
+def _rows(results) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    return [(r.config, r.metrics) for r in results if r.metrics and "kl" in r.metrics]
+
+
+def trials_table(rows: Sequence[tuple[dict[str, Any], dict[str, Any]]]) -> str:
+    columns = CONFIG_COLUMNS + METRIC_COLUMNS
+    lines = [" ".join(f"{title:>{width}}" for title, _, width, _ in columns)]
+    for config, metrics in rows:
+        values = [config[key] for _, key, _, _ in CONFIG_COLUMNS]
+        values += [metrics.get(key, float("nan")) for _, key, _, _ in METRIC_COLUMNS]
+        lines.append(" ".join(f"{format(value, fmt):>{width}}"
+                              for value, (_, _, width, fmt) in zip(values, columns, strict=True)))
+    return "\n".join(lines)
+
+
+def best_trials_table(results, metric: str, mode: str, count: int = 5) -> str:
+    rows = sorted(_rows(results), key=lambda row: row[1][metric], reverse=(mode == "max"))
+    return trials_table(rows[:count])
+
+
+def pareto_front(points: Sequence[Sequence[float]], modes: Sequence[str]) -> list[int]:
+    """Indices of the non-dominated points (each objective to ``min`` or ``max``), in order.
+
+    A point is dominated when another is at least as good in every objective and better in
+    one; duplicates of a front point stay on the front."""
+    signs = [1.0 if mode == "min" else -1.0 for mode in modes]
+    keyed = [[s * v for s, v in zip(signs, p, strict=True)] for p in points]
+
+    def dominates(a, b):
+        return all(x <= y for x, y in zip(a, b, strict=True)) and any(
+            x < y for x, y in zip(a, b, strict=True))
+
+    return [i for i, p in enumerate(keyed) if not any(dominates(q, p) for q in keyed)]
+
+
+def pareto_table(results, metrics: Sequence[str], modes: Sequence[str]) -> str:
+    rows = [row for row in _rows(results) if all(m in row[1] for m in metrics)]
+    front = pareto_front([[row[1][m] for m in metrics] for row in rows], modes)
+    chosen = sorted((rows[i] for i in front), key=lambda row: row[1][metrics[-1]])
+    return trials_table(chosen)
+
+
+def ui_command(tracking_uri: str) -> str:
+    if tracking_uri.startswith(("http://", "https://")):
+        return f"open {tracking_uri} in a browser (an SSH tunnel for a cluster's server)"
+    return (f"mlflow ui --backend-store-uri {shlex.quote(tracking_uri)} "
+            "--host 127.0.0.1 --port 5000   # then open http://127.0.0.1:5000")
+
+
+def optuna_figures(storage_url: str, study_name: str, metrics: Sequence[str]) -> dict[str, Any]:
+    """Optuna's own plots of the study (matplotlib): optimisation history, parameter
+    importances and, for two objectives, the Pareto front. A plot Optuna cannot draw yet (too
+    few finished trials) is left out."""
+    import optuna
+    from optuna.visualization import matplotlib as plots
+
+    study = optuna.load_study(study_name=study_name, storage=storage_url)
+    multi = len(metrics) > 1
+    target = {"target": (lambda t: t.values[-1]), "target_name": metrics[-1]} if multi else {}
+    makers = {"optimization_history": lambda: plots.plot_optimization_history(study, **target),
+              "param_importances": lambda: plots.plot_param_importances(study, **target)}
+    if multi:
+        makers["pareto_front"] = lambda: plots.plot_pareto_front(study, target_names=metrics)
+    figures = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
+        for name, make in makers.items():
+            try:
+                figures[name] = make().figure
+            except (ValueError, RuntimeError, ZeroDivisionError):
+                continue
+    return figures
+
+
+def finish_study_run(tracking_uri: str, parent_run_id: str, results, *,
+                     figures: dict[str, Any], metric: str, mode: str) -> None:
+    """The parent run gets Optuna's plots, the best trial's metrics and config, and ends."""
+    import matplotlib.pyplot as plt
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    for name, figure in figures.items():
+        client.log_figure(parent_run_id, figure, f"optuna/{name}.png")
+        plt.close(figure)
+    rows = sorted(_rows(results), key=lambda row: row[1][metric], reverse=(mode == "max"))
+    if rows:
+        config, metrics = rows[0]
+        client.log_dict(parent_run_id, {"config": config, "metrics": metrics},
+                        "best_trial.json")
+        for name in ("modes", "kl", "high_quality"):
+            if name in metrics:
+                client.log_metric(parent_run_id, f"best_trial.{name}", float(metrics[name]))
+    client.set_terminated(parent_run_id, status="FINISHED")

@@ -1,0 +1,107 @@
+"""The command line shared by the study scripts in ``studies/``: flags, checks, run, report."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from sigdist.study.runner import (
+    StudyOptions,
+    check_options,
+    optuna_storage_url,
+    prepare_tracking,
+    run_study,
+    study_name,
+    study_parser,
+    validated_base,
+)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A study's size on one kind of machine: trial config, number of trials, search space."""
+
+    base: dict[str, Any]
+    num_samples: int
+    max_concurrent: int
+    space: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StudyScript:
+    prefix: str  # names the MLflow experiment and, with a time, each study
+    description: str
+    data_name: str
+    smoke: Profile  # --smoke-test: seconds on a CPU
+    cpu: Profile  # the default on a CPU machine
+    gpu: Profile  # the default where trials get GPUs: more trials, more steps
+
+    def profile(self, args: argparse.Namespace) -> tuple[str, Profile]:
+        if args.smoke_test:
+            return "smoke", self.smoke
+        return ("gpu", self.gpu) if args.gpus_per_trial > 0 else ("cpu", self.cpu)
+
+
+def _default_gpus_per_trial() -> float:
+    import torch
+
+    return 0.25 if torch.cuda.is_available() else 0.0
+
+
+def main(script: StudyScript, argv: list[str] | None = None) -> int:
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    parser = study_parser(script.description)
+    args = parser.parse_args(argv)
+    check_options(args, parser)
+    if args.gpus_per_trial is None:
+        args.gpus_per_trial = _default_gpus_per_trial()
+    kind, profile = script.profile(args)
+    base = validated_base({**profile.base, "data.name": script.data_name, "seed": args.seed},
+                          parser)
+    experiment = script.prefix + ("_smoke" if args.smoke_test else "")
+    name = study_name(args, experiment, parser)
+    tracking_uri = prepare_tracking(args, parser)
+    options = StudyOptions(
+        name=name, experiment=experiment, base=base,
+        num_samples=args.num_samples or profile.num_samples,
+        max_concurrent=args.max_concurrent or profile.max_concurrent,
+        cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+        seed=args.seed, address=args.address, storage_path=os.path.abspath(args.storage_path)
+        if "://" not in args.storage_path else args.storage_path,
+        tracking_uri=tracking_uri, objective=args.objective, resume=args.resume,
+        space=profile.space)
+    print(f"study {name} ({kind} profile): {options.num_samples} trials, "
+          f"{options.max_concurrent} at a time, {base['train.steps']} steps each; "
+          f"tracking {tracking_uri}", flush=True)
+    results = run_study(options)
+    report(options, results)
+    return 1 if results.num_errors == len(results) else 0
+
+
+def report(options: StudyOptions, results) -> None:
+    from sigdist.study.report import (
+        best_trials_table,
+        finish_study_run,
+        optuna_figures,
+        pareto_table,
+        ui_command,
+    )
+    from sigdist.study.tracking import start_study_run
+
+    parent = start_study_run(options.tracking_uri, options.experiment, options.name, {})
+    figures = optuna_figures(optuna_storage_url(options), options.name, options.metrics)
+    finish_study_run(options.tracking_uri, parent, results, figures=figures,
+                     metric=options.metrics[-1], mode=options.modes[-1])
+    failed = [r for r in results if r.error]
+    print(f"\n{len(results)} trials, {len(failed)} failed.")
+    if options.objective == "pareto":
+        print("Pareto front (high quality vs KL):")
+        print(pareto_table(results, options.metrics, options.modes))
+    print("best trials (lowest KL):")
+    print(best_trials_table(results, "kl", "min"))
+    print(f"\nMLflow: experiment {options.experiment!r}, parent run {options.name!r}.")
+    print(f"Compare the trials: {ui_command(options.tracking_uri)}")
+    sys.stdout.flush()

@@ -1,0 +1,222 @@
+"""MLflow tracking of a study: one parent run per study, one child run per trial.
+
+Everything is logged from the driver, by a Ray Tune callback, so workers need no route to the
+tracking server and the run status follows what Tune decided: FINISHED for a trial that trained
+all its steps, KILLED for one the scheduler stopped early, FAILED (with the reason as the tag
+``sigdist.failure``) for one that raised. A trial is found again by its Tune trial id, so a trial
+restored from a checkpoint, after a worker or driver crash, continues its own run."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag
+from ray import tune
+
+TRIAL_TAG = "sigdist.trial_id"
+STUDY_TAG = "sigdist.study"
+PARENT_TAG = "mlflow.parentRunId"
+FAILURE_TAG = "sigdist.failure"
+# Ray's bookkeeping in every result; not curves worth plotting.
+_NOT_METRICS = {"done", "training_iteration", "timestamp", "pid", "iterations_since_restore",
+                "time_since_restore", "time_this_iter_s"}
+
+
+class TrackingError(ValueError):
+    """The tracking URI cannot be used: says which URI, why, and what is allowed."""
+
+
+def resolve_tracking_uri(uri: str | None) -> str:
+    """``uri``, or MLflow's own default (``MLFLOW_TRACKING_URI`` or ``sqlite:///mlflow.db``);
+    a relative sqlite path is made absolute, so the printed UI command works from anywhere."""
+    uri = uri or mlflow.get_tracking_uri()
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        uri = "sqlite:///" + os.path.abspath(uri[len("sqlite:///"):])
+    return uri
+
+
+def check_tracking_uri(uri: str, *, timeout: float = 5.0) -> None:
+    """Fail fast, before any trial starts: an unreachable server or unusable database raises
+    :class:`TrackingError`. MLflow itself would retry a dead server for minutes."""
+    allowed = "allowed: sqlite:///PATH or http(s)://HOST:PORT of an `mlflow server`"
+    scheme = urllib.parse.urlparse(uri).scheme
+    if scheme == "sqlite":
+        directory = os.path.dirname(uri[len("sqlite:///"):]) or "."
+        if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
+            raise TrackingError(f"--tracking-uri {uri}: directory {directory!r} does not exist "
+                                f"or is not writable; {allowed}")
+        return
+    if scheme not in ("http", "https"):
+        raise TrackingError(f"--tracking-uri {uri}: unsupported scheme {scheme!r}; {allowed}")
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as response:
+            if response.status != 200:
+                raise TrackingError(f"--tracking-uri {uri}: /health answered {response.status}")
+    except (urllib.error.URLError, OSError) as err:
+        reason = getattr(err, "reason", err)
+        raise TrackingError(f"--tracking-uri {uri}: MLflow server unreachable ({reason}); start "
+                            "it (`mlflow server --host 127.0.0.1 --port 5000`) or name another"
+                            ) from err
+
+
+def start_study_run(uri: str, experiment: str, study: str, params: dict[str, Any]) -> str:
+    """The parent run of ``study`` (created, or found again when the study is resumed)."""
+    client = MlflowClient(uri)
+    found = client.get_experiment_by_name(experiment)
+    experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+    runs = client.search_runs([experiment_id], f"tags.`{STUDY_TAG}` = '{study}'")
+    if runs:
+        client.update_run(runs[0].info.run_id, status="RUNNING")
+        return runs[0].info.run_id
+    run = client.create_run(experiment_id, run_name=study, tags={STUDY_TAG: study})
+    client.log_batch(run.info.run_id,
+                     params=[Param(k, str(v)) for k, v in sorted(params.items())])
+    return run.info.run_id
+
+
+def numeric_metrics(result: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in result.items() if k not in _NOT_METRICS
+            and isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)}
+
+
+def _failure_reason(trial) -> str:
+    try:
+        with open(trial.error_file) as fh:
+            text = fh.read().strip()
+    except (OSError, TypeError):
+        return "trial failed (no error file)"
+    # The last line of the traceback names the error; keep some context before it.
+    lines = [line for line in text.splitlines() if line.strip()]
+    return "\n".join(lines[-3:])[-4000:]
+
+
+class MlflowTrialCallback(tune.Callback):
+    """Logs each trial as a child run of the study's parent run (see the module docstring).
+
+    Per trial: params = the full flat config; a metric curve per reported value against the
+    training step; artifacts: the sample grid of every evaluation (``samples/``), the best
+    checkpoint so far by ``metric`` (``best_checkpoint/``) and ``final_metrics.json``."""
+
+    def __init__(self, tracking_uri: str, parent_run_id: str, *, metric: str, mode: str):
+        self.tracking_uri, self.parent_run_id = tracking_uri, parent_run_id
+        self.metric, self.mode = metric, mode
+        self._client: MlflowClient | None = None
+        self._run_ids: dict[str, str] = {}
+        self._best: dict[str, float] = {}
+        self._closed: set[str] = set()
+
+    def __getstate__(self) -> dict[str, Any]:  # Tune pickles callbacks with the study
+        return {**self.__dict__, "_client": None}
+
+    # Tune saves this with its experiment state, so a resumed study knows each trial's best.
+    def get_state(self) -> dict[str, Any]:
+        return {"best": dict(self._best), "closed": sorted(self._closed)}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self._best, self._closed = dict(state["best"]), set(state["closed"])
+
+    @property
+    def client(self) -> MlflowClient:
+        if self._client is None:
+            self._client = MlflowClient(self.tracking_uri)
+        return self._client
+
+    def run_id(self, trial) -> str:
+        """The trial's child run: cached, found by its trial id tag, or created."""
+        if trial.trial_id in self._run_ids:
+            return self._run_ids[trial.trial_id]
+        parent = self.client.get_run(self.parent_run_id)
+        experiment_id = parent.info.experiment_id
+        found = self.client.search_runs(
+            [experiment_id], f"tags.`{TRIAL_TAG}` = '{trial.trial_id}' and "
+            f"tags.`{PARENT_TAG}` = '{self.parent_run_id}'")
+        if found:
+            run_id = found[0].info.run_id
+        else:
+            config = trial.config
+            name = (f"{trial.trial_id} {config.get('method')} lam={config.get('loss.lam', 0):.3g}"
+                    f" k={config.get('loss.k')} {config.get('model.size')}")
+            run_id = self.client.create_run(
+                experiment_id, run_name=name,
+                tags={TRIAL_TAG: trial.trial_id, PARENT_TAG: self.parent_run_id}).info.run_id
+            params = [Param(k, str(v)) for k, v in sorted(config.items())]
+            for start in range(0, len(params), 100):  # MLflow takes 100 params per batch
+                self.client.log_batch(run_id, params=params[start:start + 100])
+        self._run_ids[trial.trial_id] = run_id
+        return run_id
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        run_id = self.run_id(trial)
+        self._closed.discard(trial.trial_id)
+        self.client.update_run(run_id, status="RUNNING")
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        step = int(result.get("step", result.get("training_iteration", 0)))
+        metrics = [Metric(k, v, int(result.get("timestamp", 0) * 1000), step)
+                   for k, v in numeric_metrics(result).items()]
+        tags = [RunTag(f"sigdist.{key}", str(result[key]))
+                for key in ("node_ip", "node_id") if key in result]
+        self.client.log_batch(self.run_id(trial), metrics=metrics, tags=tags)
+
+    def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
+        run_id = self.run_id(trial)
+        with checkpoint.as_directory() as directory:
+            with open(os.path.join(directory, "metrics.json")) as fh:
+                metrics = json.load(fh)
+            for picture in sorted(os.listdir(directory)):
+                if picture.startswith("samples_step_") and picture.endswith(".png"):
+                    self.client.log_artifact(run_id, os.path.join(directory, picture), "samples")
+            value = metrics.get(self.metric)
+            best = self._best.get(trial.trial_id)
+            if value is not None and (best is None or (value < best if self.mode == "min"
+                                                       else value > best)):
+                self._best[trial.trial_id] = value
+                self.client.log_artifact(run_id, os.path.join(directory, "checkpoint.pt"),
+                                         "best_checkpoint")
+                self.client.log_dict(run_id, metrics, "best_checkpoint/metrics.json")
+                self.client.set_tag(run_id, f"sigdist.best_{self.metric}", str(value))
+
+    def _close(self, trial, status: str, **tags: str) -> None:
+        if trial.trial_id in self._closed:
+            return
+        run_id = self.run_id(trial)
+        if trial.last_result:
+            self.client.log_dict(run_id, numeric_metrics(trial.last_result),
+                                 "final_metrics.json")
+        for key, value in tags.items():
+            self.client.set_tag(run_id, key, value)
+        self.client.set_terminated(run_id, status=status)
+        self._closed.add(trial.trial_id)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        steps = int(trial.config.get("train.steps", 0))
+        last = int((trial.last_result or {}).get("step", 0))
+        if last >= steps:
+            self._close(trial, "FINISHED")
+        else:  # the scheduler stopped it before its last step
+            self._close(trial, "KILLED", **{"sigdist.stopped": f"by the scheduler at step {last}"
+                                            f" of {steps}"})
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        self.client.set_tag(self.run_id(trial), "sigdist.last_restart_reason",
+                            _failure_reason(trial))
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._close(trial, "FAILED", **{FAILURE_TAG: _failure_reason(trial)})
+
+    def on_experiment_end(self, trials, **info):
+        # Whatever a hook missed (a driver restarted between a decision and its hook) is
+        # settled from the trials' final states, so no run stays RUNNING.
+        for trial in trials:
+            if trial.status == "TERMINATED":
+                self.on_trial_complete(0, trials, trial)
+            elif trial.status == "ERROR":
+                self.on_trial_error(0, trials, trial)
