@@ -1,37 +1,184 @@
-"""Study scripts as a user runs them: smoke test end to end, and bad flags refused at once."""
+"""Study scripts as a user runs them, on a real local Ray with Optuna and MLflow: the smoke
+sweeps end to end, what MLflow holds afterwards, a real `mlflow server`, bad flags."""
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import optuna
 import pytest
+from browser import free_port, mlflow_server
+from mlflow import MlflowClient
+
+from sigdist.config import Config, from_flat, parse_assignment
+from sigdist.study.report import pareto_front
 
 ROOT = Path(__file__).resolve().parents[1]
+TERMINAL = {"FINISHED", "KILLED", "FAILED"}
 
 
-def run_script(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "studies" / "gmm25_sweep.py"), *args],
-                          capture_output=True, text=True, timeout=600, cwd=cwd)
+def run_script(name: str, *args: str, cwd: Path, timeout: float = 600
+               ) -> subprocess.CompletedProcess:
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    return subprocess.run([sys.executable, str(ROOT / "studies" / name), *args],
+                          capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)
 
 
-def test_gmm25_smoke_sweep_runs_and_prints_the_best_trials(tmp_path):
-    result = run_script("--smoke-test", "--storage-path", str(tmp_path / "ray"), cwd=tmp_path)
+def study_runs(uri: str, experiment: str):
+    """The parent run and the child runs of the one study in ``experiment``."""
+    client = MlflowClient(uri)
+    found = client.get_experiment_by_name(experiment)
+    assert found is not None, f"no MLflow experiment {experiment!r}"
+    runs = client.search_runs([found.experiment_id], max_results=1000)
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 1, [r.info.run_name for r in parents]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    assert len(children) == len(runs) - 1  # every other run is a child of the study's run
+    return client, parents[0], children
+
+
+def table_rows(stdout: str, title: str) -> list[list[str]]:
+    lines = stdout.split(title)[1].strip().splitlines()
+    assert lines[0].split() == ["method", "lam", "k", "size", "modes", "kl", "high_quality",
+                                "step"]
+    rows = []
+    for line in lines[1:]:
+        if not line.strip():
+            break
+        rows.append(line.split())
+    return rows
+
+
+@pytest.fixture(scope="module")
+def gmm25_smoke(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("gmm25_smoke")
+    uri = f"sqlite:///{tmp}/mlflow.db"
+    result = run_script("gmm25_sweep.py", "--smoke-test", "--tracking-uri", uri,
+                        "--storage-path", str(tmp / "ray"), cwd=tmp)
     assert result.returncode == 0, result.stderr[-3000:]
-    table = result.stdout.split("best trials (lowest KL):")[1].strip().splitlines()
-    assert table[0].split()[:4] == ["method", "lam", "k", "size"]
-    assert 1 <= len(table) - 1 <= 4
-    for row in table[1:]:
-        method, lam, k = row.split()[:3]
-        assert method in ("gan", "gan_si") and int(k) in (16, 32)
-        assert (float(lam) == 0.0) == (method == "gan")
+    return result, uri, tmp
+
+
+def test_smoke_sweep_prints_progress_best_trials_and_the_ui_command(gmm25_smoke):
+    result, uri, _ = gmm25_smoke
+    assert "Trial status:" in result.stdout  # Ray's progress table while it runs
+    rows = table_rows(result.stdout, "best trials (lowest KL):")
+    assert 1 <= len(rows) <= 4
+    kls = [float(row[5]) for row in rows]
+    assert kls == sorted(kls)
+    for method, lam, k, size, modes, *_ in rows:
+        assert method in ("gan", "gan_si") and int(k) in (16, 32) and size == "M"
+        assert (float(lam) == 0.0) == (method == "gan") and 0 <= int(modes) <= 25
+    assert f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1" in result.stdout
+
+
+def test_smoke_sweep_tracks_each_trial_as_a_child_run(gmm25_smoke):
+    _, uri, _ = gmm25_smoke
+    client, parent, children = study_runs(uri, "gmm25_sweep_smoke")
+    assert len(children) == 4
+    assert parent.info.status == "FINISHED"
+    assert {"optuna/optimization_history.png", "optuna/param_importances.png"} <= {
+        a.path for a in client.list_artifacts(parent.info.run_id, "optuna")}
+    best = json.loads(
+        Path(client.download_artifacts(parent.info.run_id, "best_trial.json")).read_text())
+    assert best["metrics"]["kl"] == min(c.data.metrics["kl"] for c in children)
+    keys = set(Config().to_flat())
+    for child in children:
+        params = child.data.params
+        assert set(params) == keys  # the full flat config, as strings
+        # ... that parses back into a valid config
+        config = from_flat(dict(parse_assignment(f"{k}={v}") for k, v in params.items()))
+        assert config.data.name == "gmm25" and config.train.steps == 20
+        curve = client.get_metric_history(child.info.run_id, "kl")
+        steps = [m.step for m in curve]
+        assert steps in ([10], [10, 20])  # one point per evaluation, against the step
+        assert child.data.metrics["kl"] == curve[-1].value > 0
+        # FINISHED: all 20 steps; KILLED: the scheduler stopped it early; none RUNNING
+        assert child.info.status == ("FINISHED" if steps[-1] == 20 else "KILLED")
+        pictures = [a.path for a in client.list_artifacts(child.info.run_id, "samples")]
+        assert pictures == [f"samples/samples_step_{s:07d}.png" for s in steps]
+        png = Path(client.download_artifacts(child.info.run_id, pictures[-1]))
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        kept = {a.path for a in client.list_artifacts(child.info.run_id, "best_checkpoint")}
+        assert kept == {"best_checkpoint/checkpoint.pt", "best_checkpoint/metrics.json"}
+        final = json.loads(
+            Path(client.download_artifacts(child.info.run_id, "final_metrics.json")).read_text())
+        assert final["kl"] == child.data.metrics["kl"] and final["step"] == steps[-1]
+
+
+def test_smoke_sweep_keeps_optunas_history(gmm25_smoke):
+    _, _, tmp = gmm25_smoke
+    (db,) = (tmp / "ray").glob("*.optuna.db")
+    study = optuna.load_study(study_name=db.name.removesuffix(".optuna.db"),
+                              storage=f"sqlite:///{db}")
+    assert len(study.trials) == 4
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    assert {"method", "loss.k", "model.size"} <= set(study.trials[0].params)
+
+
+def test_mnist3_smoke_sweep_reports_a_pareto_front(tmp_path, mnist_root):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    result = run_script("mnist3_sweep.py", "--smoke-test", "--objective", "pareto",
+                        "--set", f"data.root={mnist_root}", "--tracking-uri", uri,
+                        "--storage-path", str(tmp_path / "ray"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    front = table_rows(result.stdout, "Pareto front (high quality vs KL):")
+    everyone = table_rows(result.stdout, "best trials (lowest KL):")
+    points = [(float(r[6]), float(r[5])) for r in everyone]
+    expected = {points[i] for i in pareto_front(points, ["max", "min"])}
+    assert {(float(r[6]), float(r[5])) for r in front} == expected
+    client, parent, children = study_runs(uri, "mnist3_sweep_smoke")
+    assert len(children) == 3 and all(c.info.status in TERMINAL for c in children)
+    assert all(c.data.params["data.root"] == mnist_root for c in children)
+    assert "optuna/pareto_front.png" in {
+        a.path for a in client.list_artifacts(parent.info.run_id, "optuna")}
+
+
+def test_pareto_front_is_the_non_dominated_points():
+    points = [(0.9, 1.0), (0.5, 0.2), (0.4, 0.3), (0.9, 1.0), (0.95, 2.0), (0.1, 5.0)]
+    assert pareto_front(points, ["max", "min"]) == [0, 1, 3, 4]
+    assert pareto_front(points, ["min", "max"]) == [5]
+
+
+def test_smoke_sweep_against_a_real_mlflow_server(tmp_path):
+    with mlflow_server(f"sqlite:///{tmp_path}/server.db", tmp_path) as url:
+        result = run_script("gmm25_sweep.py", "--smoke-test", "--num-samples", "2",
+                            "--tracking-uri", url, "--storage-path", str(tmp_path / "ray"),
+                            cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+        client, parent, children = study_runs(url, "gmm25_sweep_smoke")
+        assert len(children) == 2 and parent.info.status == "FINISHED"
+        for child in children:
+            assert child.info.status in TERMINAL and "kl" in child.data.metrics
+            # artifacts went through the server into its own store, not next to the client
+            assert child.info.artifact_uri.startswith("mlflow-artifacts:")
+            assert client.list_artifacts(child.info.run_id, "samples")
 
 
 @pytest.mark.parametrize(("flags", "message"), [
     (["--num-samples", "0"], "--num-samples: got 0; allowed: a number >= 1"),
     (["--cpus-per-trial", "-1"], "--cpus-per-trial: got -1.0"),
     (["--seed", "x"], "invalid int value"),
+    (["--objective", "fid"], "invalid choice: 'fid'"),
+    (["--set", "loss.k=0"], "config key 'loss.k': got 0"),
+    (["--set", "loss.kk=3"], "loss.kk"),
+    (["--resume"], "--resume: no study to resume"),
+    (["--tracking-uri", "file:///tmp/x"], "unsupported scheme 'file'"),
+    (["--tracking-uri", "sqlite:////no/such/dir/m.db"], "does not exist"),
 ])
 def test_bad_flags_exit_2_before_anything_starts(tmp_path, flags, message):
-    result = run_script(*flags, "--storage-path", str(tmp_path / "ray"), cwd=tmp_path)
-    assert result.returncode == 2 and message in result.stderr
+    result = run_script("gmm25_sweep.py", *flags, "--storage-path", str(tmp_path / "ray"),
+                        cwd=tmp_path)
+    assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
+    assert not (tmp_path / "ray").exists() and not (tmp_path / "mlflow.db").exists()
+
+
+def test_an_unreachable_tracking_server_is_found_before_any_trial(tmp_path):
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    result = run_script("mnist3_sweep.py", "--smoke-test", "--tracking-uri", url,
+                        "--storage-path", str(tmp_path / "ray"), cwd=tmp_path, timeout=60)
+    assert result.returncode == 2
+    assert f"--tracking-uri {url}: MLflow server unreachable" in result.stderr
     assert not (tmp_path / "ray").exists()

@@ -11,7 +11,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sigdist.config import ConfigError, from_flat
+from sigdist.config import ConfigError, from_flat, parse_assignment
 
 # The objectives a study can optimise: one metric, or two for a Pareto front (quality vs
 # coverage). ASHA needs one metric to compare trials; it always uses the first coverage metric.
@@ -72,6 +72,8 @@ def study_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted study: finished trials are kept, "
                         "unfinished ones go on from their checkpoints, Optuna's history is kept")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config value for every trial (`sigdist keys` lists them)")
     parser.add_argument("--smoke-test", action="store_true", help="a few tiny trials (seconds)")
     return parser
 
@@ -93,12 +95,15 @@ def check_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         parser.error(f"--name: got {args.name!r}; allowed: a non-empty name without '/'")
 
 
-def validated_base(flat: dict[str, Any], parser: argparse.ArgumentParser) -> dict[str, Any]:
+def validated_base(flat: dict[str, Any], assignments: list[str],
+                   parser: argparse.ArgumentParser) -> dict[str, Any]:
+    """The trials' common flat config: ``flat`` with the ``--set`` assignments, validated.
+    ``data.root`` becomes absolute: Tune runs each trial in its own directory."""
     try:
-        return from_flat(flat).to_flat()
+        base = from_flat({**flat, **dict(parse_assignment(text) for text in assignments)})
     except ConfigError as err:
         parser.error(str(err))
-    raise AssertionError("unreachable")
+    return base.replace(**{"data.root": os.path.abspath(base.data.root)}).to_flat()
 
 
 def study_name(args: argparse.Namespace, prefix: str, parser: argparse.ArgumentParser) -> str:

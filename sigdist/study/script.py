@@ -60,7 +60,7 @@ def main(script: StudyScript, argv: list[str] | None = None) -> int:
         args.gpus_per_trial = _default_gpus_per_trial()
     kind, profile = script.profile(args)
     base = validated_base({**profile.base, "data.name": script.data_name, "seed": args.seed},
-                          parser)
+                          args.set, parser)
     experiment = script.prefix + ("_smoke" if args.smoke_test else "")
     name = study_name(args, experiment, parser)
     tracking_uri = prepare_tracking(args, parser)
@@ -99,7 +99,7 @@ def report(options: StudyOptions, results) -> None:
     print(f"\n{len(results)} trials, {len(failed)} failed.")
     if options.objective == "pareto":
         print("Pareto front (high quality vs KL):")
-        print(pareto_table(results, options.metrics, options.modes))
+        print(pareto_table(results, options.metrics, options.modes) + "\n")
     print("best trials (lowest KL):")
     print(best_trials_table(results, "kl", "min"))
     print(f"\nMLflow: experiment {options.experiment!r}, parent run {options.name!r}.")
