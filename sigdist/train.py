@@ -37,6 +37,9 @@ class DivergenceError(RuntimeError):
         super().__init__(f"training diverged at step {step}: {name} is {value}")
         self.step, self.name, self.value = step, name, value
 
+    def __reduce__(self):  # picklable, so it crosses process boundaries (Ray) intact
+        return type(self), (self.step, self.name, self.value)
+
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":

@@ -1,5 +1,6 @@
 """The training loop: seeded, resumable to the same continuation, divergence stops with the step."""
 
+import pickle
 import subprocess
 import sys
 
@@ -104,6 +105,8 @@ def test_divergence_stops_with_the_step_named():
     with pytest.raises(DivergenceError, match="diverged at step 6") as err:
         trainer.fit(on_step=poison)
     assert err.value.step == 6 and err.value.name.startswith("loss")
+    copy = pickle.loads(pickle.dumps(err.value))  # Ray pickles a trial's error to the driver
+    assert (copy.step, copy.name, str(copy)) == (6, err.value.name, str(err.value))
 
 
 def test_checkpoint_holds_models_optimisers_step_config(tmp_path):
