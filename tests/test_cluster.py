@@ -1,0 +1,467 @@
+"""cluster.yaml: checked against Ray's own schema, and brought up for real.
+
+The real part is a `ray up` of a local-provider copy of cluster.yaml (same file mounts, same
+start commands: Ray's head with token authentication and the MLflow server) over SSH to
+127.0.0.1, served by Debian's sshd that the test starts on a free loopback port with its own
+host key, authorized key and configuration; then `ray exec` runs the gmm25 smoke sweep against
+that cluster with `--address auto`, the MLflow server is reached through an SSH tunnel, and
+`ray down` stops it all.
+
+How the test keeps to itself on a shared machine:
+* Ray's SSH has no port option; `auth.ssh_proxy_command` (part of Ray's schema) connects to the
+  test's port instead of 22, through a small relay run by this venv's Python.
+* sshd gives its SSH sessions a HOME inside the test's directory (sshd_config SetEnv), so the
+  synced project, ~/ray_bootstrap_*, the cluster token and ~/mlflow land there, not in /root.
+  $HOME/venv links to this venv, and cluster.yaml's own setup line puts it first on PATH.
+* Where `unshare` may make namespaces (root, or a privileged container), sshd runs as PID 1
+  of its own PID namespace: `ray stop` (run by `ray up` and `ray down`, and which stops every
+  Ray process it can see) sees only this cluster, and everything the SSH sessions started dies
+  with sshd. Without namespaces the test still runs, and `ray stop` acts machine-wide as it
+  does on a real node.
+"""
+
+from __future__ import annotations
+
+import copy
+import getpass
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CLUSTER_YAML = ROOT / "cluster.yaml"
+VENV_BIN = os.path.dirname(sys.executable)
+SSHD = "/usr/sbin/sshd"
+PROJECT_ITEMS = ("pyproject.toml", "README.md", "sigdist", "studies")  # what `pip install -e` needs
+
+
+def project_files(root: Path) -> set[str]:
+    """The project's files under root, as cluster.yaml's file_mounts copy them (no bytecode)."""
+    files = set()
+    for item in PROJECT_ITEMS:
+        paths = [root / item] if (root / item).is_file() else (root / item).rglob("*")
+        files |= {str(p.relative_to(root)) for p in paths
+                  if p.is_file() and "__pycache__" not in p.parts}
+    return files
+
+
+def load_cluster() -> dict:
+    return yaml.safe_load(CLUSTER_YAML.read_text())
+
+
+def ray_validate(config: dict) -> dict:
+    """What `ray up` does with a cluster file before it touches a cloud: fill in the provider's
+    defaults, then validate against ray-schema.json (plus Ray's own consistency checks)."""
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    prepared = prepare_config(copy.deepcopy(config))
+    validate_config(prepared)
+    return prepared
+
+
+# ---------------------------------------------------------------------------------------------
+# The file itself
+
+
+def test_cluster_yaml_passes_rays_schema():
+    prepared = ray_validate(load_cluster())
+    assert prepared["provider"]["type"] == "aws"
+    head = prepared["available_node_types"][prepared["head_node_type"]]
+    assert head["node_config"]["InstanceType"].startswith("m5.")
+    assert head["resources"] == {"CPU": 0}
+    workers = [t for name, t in prepared["available_node_types"].items()
+               if name != prepared["head_node_type"]]
+    assert [t["node_config"]["InstanceType"] for t in workers] == ["g5.xlarge"]
+    assert workers[0]["min_workers"] == 0 and workers[0]["max_workers"] >= 1
+
+
+@pytest.mark.parametrize("breakage", [
+    "misspelled top-level key", "wrong type", "unknown auth key", "no provider type",
+])
+def test_a_broken_cluster_yaml_is_rejected(breakage):
+    import jsonschema
+
+    broken = load_cluster()
+    if breakage == "misspelled top-level key":
+        broken["max_worker"] = broken.pop("max_workers")
+    elif breakage == "wrong type":
+        broken["available_node_types"]["gpu"]["min_workers"] = "zero"
+    elif breakage == "unknown auth key":
+        broken["auth"]["ssh_usr"] = broken["auth"].pop("ssh_user")
+    else:
+        del broken["provider"]["type"]
+        # The schema alone (prepare_config needs the provider type to pick its defaults).
+        schema = json.loads((Path(__import__("ray.autoscaler").autoscaler.__file__).parent
+                             / "ray-schema.json").read_text())
+        with pytest.raises(jsonschema.ValidationError, match="'type' is a required property"):
+            jsonschema.validate(broken, schema)
+        return
+    with pytest.raises(jsonschema.ValidationError):
+        ray_validate(broken)
+
+
+def test_cluster_yaml_keeps_token_auth_on_and_mlflow_private():
+    cluster = load_cluster()
+    head_cmds = " ".join(cluster["head_start_ray_commands"])
+    worker_cmds = " ".join(cluster["worker_start_ray_commands"])
+    # Token auth explicit on both sides, the token shipped to every node, never disabled.
+    assert "RAY_AUTH_MODE=token ray start --head" in head_cmds
+    assert "RAY_AUTH_MODE=token ray start --address=" in worker_cmds
+    assert cluster["file_mounts"]["~/.ray/auth_token"] == "~/.ray/auth_token"
+    assert "RAY_AUTH_MODE=disabled" not in CLUSTER_YAML.read_text()
+    assert "0.0.0.0" not in head_cmds + worker_cmds  # neither dashboard nor MLflow on all hosts
+    # MLflow on the head: its private address, port 5000, SQLite and artifacts on its disk.
+    server = next(c for c in cluster["head_start_ray_commands"] if "mlflow server" in c)
+    assert '--host "$(cat ~/mlflow/host)" --port 5000' in server
+    assert '--backend-store-uri "sqlite:///$HOME/mlflow/mlflow.db"' in server
+    assert '--artifacts-destination "$HOME/mlflow/artifacts"' in server
+    assert any("ray.util.get_node_ip_address()" in c and c.endswith("> ~/mlflow/host")
+               for c in cluster["head_start_ray_commands"])
+    # No extra inbound rules: Ray's group allows SSH and intra-cluster traffic only.
+    assert "security_group" not in cluster["provider"]
+    # The project is copied to and installed on every node.
+    assert {k: v for k, v in cluster["file_mounts"].items() if k.startswith("~/sigdist/")} == {
+        f"~/sigdist/{item}": item for item in PROJECT_ITEMS}
+    assert any("pip install" in c and "-e ~/sigdist" in c for c in cluster["setup_commands"])
+
+
+# ---------------------------------------------------------------------------------------------
+# A real `ray up` over SSH to 127.0.0.1
+
+PROXY = """\
+import os, select, socket, sys
+sock = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+inputs = [0, sock]
+while True:
+    for ready in select.select(inputs, [], [])[0]:
+        if ready == 0:
+            data = os.read(0, 65536)
+            if data:
+                sock.sendall(data)
+            else:
+                sock.shutdown(socket.SHUT_WR)
+                inputs.remove(0)
+        else:
+            data = sock.recv(65536)
+            if not data:
+                sys.exit(0)
+            while data:
+                data = data[os.write(1, data):]
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop_process_group(proc: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL, to a process started with start_new_session=True. (`unshare
+    --fork` ignores SIGTERM itself, but sshd takes it; SIGKILL on unshare reaches sshd through
+    --kill-child.) sshd being PID 1 of its namespace, every process there ends with it."""
+    for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def namespaces_work() -> bool:
+    try:
+        return subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "true"],
+                              capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def processes_mentioning(marker: str) -> dict[int, str]:
+    """Live processes (not zombies) whose command line contains marker."""
+    found = {}
+    for pid_dir in Path("/proc").iterdir():
+        if not pid_dir.name.isdigit() or int(pid_dir.name) == os.getpid():
+            continue
+        try:
+            cmdline = (pid_dir / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            state = (pid_dir / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if marker in cmdline and state != "Z":
+            found[int(pid_dir.name)] = cmdline.strip()
+    return found
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def local_variant(cluster: dict, *, name: str, key: Path, proxy_command: str, token: Path,
+                  ports: dict[str, int]) -> dict:
+    """cluster.yaml on the local provider: same file mounts and start commands; the node
+    already has the project installed (this venv), so only the install lines are left out."""
+
+    def head_command(cmd: str) -> str:
+        if "get_node_ip_address" in cmd:  # the head's private address: here, loopback
+            return "echo 127.0.0.1 > ~/mlflow/host"
+        cmd = re.sub(r"\b5000\b", str(ports["mlflow"]), cmd)
+        if "mlflow server" in cmd:  # one web worker, not four, on a 2-core machine
+            cmd = cmd.replace(f"--port {ports['mlflow']}", f"--port {ports['mlflow']} --workers 1")
+        if "ray start --head" in cmd:
+            cmd = cmd.replace("--port=6379", f"--port={ports['gcs']}")
+            cmd = cmd.replace("--object-manager-port=8076",
+                              f"--object-manager-port={ports['object_manager']}")
+            # Another Ray on this machine may hold the default ports.
+            cmd += (f" --include-dashboard=false --dashboard-port={ports['dashboard']}"
+                    f" --dashboard-agent-listen-port={ports['agent']}")
+        return cmd
+
+    mounts = dict(cluster["file_mounts"])
+    mounts["~/.ray/auth_token"] = str(token)  # the test's token, not the user's
+    return {
+        "cluster_name": name,
+        "provider": {"type": "local", "head_ip": "127.0.0.1", "worker_ips": []},
+        "auth": {"ssh_user": "root", "ssh_private_key": str(key),
+                 "ssh_proxy_command": proxy_command},
+        "file_mounts": mounts,
+        "rsync_exclude": cluster["rsync_exclude"],
+        "rsync_filter": cluster["rsync_filter"],
+        "setup_commands": [c for c in cluster["setup_commands"]
+                           if "uv" not in re.findall(r"[\w.-]+", c)],
+        "head_start_ray_commands": [head_command(c) for c in cluster["head_start_ray_commands"]],
+        "worker_start_ray_commands": [],
+    }
+
+
+@pytest.fixture
+def short_tmp():
+    """Ray's socket paths must stay under 107 characters: a short directory for the cluster."""
+    path = Path(tempfile.mkdtemp(prefix="rayup-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_ray_up_of_a_local_copy_runs_the_smoke_sweep(tmp_path, short_tmp):
+    if not os.path.exists(SSHD):
+        pytest.skip(f"{SSHD} is absent (Debian package openssh-server)")
+    for tool in ("ssh", "ssh-keygen", "rsync"):
+        assert shutil.which(tool), f"`ray up` needs {tool} (Debian packages openssh-client, rsync)"
+
+    base = short_tmp
+    home, sshd_dir, results = base / "home", base / "sshd", base / "results"
+    for d in (home, sshd_dir, results):
+        d.mkdir()
+    (home / ".bashrc").write_text("")
+    (home / "venv").symlink_to(os.path.dirname(VENV_BIN))
+    key = sshd_dir / "id_ed25519"
+    for path in (key, sshd_dir / "host_ed25519"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)],
+                       check=True)
+    (sshd_dir / "authorized_keys").write_text(Path(f"{key}.pub").read_text())
+    token = sshd_dir / "auth_token"
+    token.write_text(os.urandom(32).hex())
+    proxy = sshd_dir / "proxy.py"
+    proxy.write_text(PROXY)
+
+    ssh_port = free_port()
+    (sshd_dir / "sshd_config").write_text(f"""\
+ListenAddress 127.0.0.1
+Port {ssh_port}
+HostKey {sshd_dir}/host_ed25519
+PidFile {sshd_dir}/sshd.pid
+AuthorizedKeysFile {sshd_dir}/authorized_keys
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+AllowUsers root
+MaxStartups 100
+MaxSessions 100
+SetEnv HOME={home} RAY_TMPDIR={base} RAY_USAGE_STATS_ENABLED=0 \
+MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false
+""")
+    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege-separation dir
+
+    ports = {name: free_port()
+             for name in ("gcs", "object_manager", "dashboard", "agent", "mlflow")}
+    cluster_name = f"sigdist-local-{base.name[len('rayup-'):].lower()}"
+    proxy_command = f"{sys.executable} {proxy} %h {ssh_port}"
+    config = local_variant(load_cluster(), name=cluster_name, key=key, token=token,
+                           proxy_command=proxy_command, ports=ports)
+    config_path = tmp_path / "cluster-local.yaml"
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    ray_validate(config)
+
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_TMPDIR": str(base),
+           "TMPDIR": str(base), "PATH": f"{VENV_BIN}:{os.environ['PATH']}"}
+    env.pop("RAY_ADDRESS", None)
+    ray_cli = os.path.join(VENV_BIN, "ray")
+
+    def ray(*args: str, timeout: float = 300, **extra_env: str) -> subprocess.CompletedProcess:
+        done = subprocess.run([ray_cli, *args], cwd=ROOT, env={**env, **extra_env},
+                              capture_output=True, text=True, timeout=timeout)
+        with open(tmp_path / f"ray-{args[0]}.log", "a") as log:  # kept for a failure's story
+            log.write(f"$ ray {' '.join(args)}\n{done.stdout}\n{done.stderr}\n")
+        return done
+
+    isolated = namespaces_work()
+    sshd_cmd = [SSHD, "-D", "-e", "-f", str(sshd_dir / "sshd_config")]
+    if isolated:
+        sshd_cmd = ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc", *sshd_cmd]
+    sshd_log = open(tmp_path / "sshd.log", "w")
+    sshd = subprocess.Popen(sshd_cmd, stdout=sshd_log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    tunnel = None
+    downed = False
+    try:
+        def sshd_listening():
+            assert sshd.poll() is None, (tmp_path / "sshd.log").read_text()
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", ssh_port)) == 0
+        wait_for(sshd_listening, 30, "sshd")
+
+        local_before = project_files(ROOT)
+        up = ray("up", "-y", "--no-config-cache", str(config_path))
+        assert up.returncode == 0, f"ray up failed:\n{up.stdout[-4000:]}\n{up.stderr[-4000:]}"
+        # file_mounts copied the whole project, and nothing else (others may edit the tree
+        # meanwhile: a file made or removed during `ray up` may go either way).
+        local_after, copied = project_files(ROOT), project_files(home / "sigdist")
+        assert local_before & local_after <= copied <= local_before | local_after
+        assert "sigdist/data/__init__.py" in copied and "studies/gmm25_sweep.py" in copied
+        assert not list((home / "sigdist").rglob("__pycache__"))
+
+        # Token authentication is on: a client with the wrong token is refused.
+        wrong = ray("status", "--address", f"127.0.0.1:{ports['gcs']}", timeout=120,
+                    RAY_AUTH_MODE="token", RAY_AUTH_TOKEN="0" * 64)
+        assert wrong.returncode != 0
+        assert "InvalidAuthToken" in wrong.stdout + wrong.stderr, wrong.stderr[-3000:]
+
+        # The sweep as docs/cluster.md runs it: from the synced project, on the cluster
+        # (--address auto), tracked by the head's MLflow server. Two trials, one round.
+        trials = 2
+        sweep = (f"cd ~/sigdist && {sys.executable} studies/gmm25_sweep.py --smoke-test"
+                 f" --num-samples {trials} --name cluster_smoke --address auto"
+                 f" --storage-path {results} --tracking-uri \"$(cat ~/mlflow/tracking_uri)\"")
+        # The MLflow UI's way in: an SSH tunnel to the server's private address.
+        tunnel_port = free_port()
+        tunnel = subprocess.Popen(
+            ["ssh", "-N", "-i", str(key), "-o", "StrictHostKeyChecking=no",
+             "-o", "UserKnownHostsFile=/dev/null", "-o", "ExitOnForwardFailure=yes",
+             "-o", f"ProxyCommand={proxy_command}",
+             "-L", f"{tunnel_port}:127.0.0.1:{ports['mlflow']}", "root@127.0.0.1"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        mlflow_url = f"http://127.0.0.1:{tunnel_port}"
+
+        def mlflow_api(path: str, body: dict | None = None) -> dict:
+            data = None if body is None else json.dumps(body).encode()
+            request = urllib.request.Request(f"{mlflow_url}{path}", data=data,
+                                             headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return json.loads(response.read().decode() or "{}")
+
+        def mlflow_up() -> bool:
+            try:
+                with urllib.request.urlopen(f"{mlflow_url}/health", timeout=5) as response:
+                    return response.read().decode().strip() == "OK"
+            except OSError:
+                return False
+        # The scripts check the server before anything starts: it must be up (MLflow takes
+        # tens of seconds to create its database on a busy 2-core machine).
+        wait_for(mlflow_up, 150, "the MLflow server on the head, through the SSH tunnel")
+        assert (home / "mlflow" / "tracking_uri").read_text().strip() == \
+            f"http://127.0.0.1:{ports['mlflow']}"
+
+        run = ray("exec", "--no-config-cache", str(config_path), sweep, timeout=400)
+        output = (run.stdout + run.stderr).replace("\r\n", "\n")  # ssh -tt: a terminal's lines
+        assert run.returncode == 0, f"the sweep failed:\n{output[-6000:]}"
+        # It joined the cluster that `ray up` started, and its trials ran and reported there.
+        assert re.search(rf"Connecting to existing Ray cluster at address: \S+:{ports['gcs']}",
+                         output), output[-6000:]
+        table = output.split("best trials (lowest KL):\n")[1].split("\n\n")[0].splitlines()
+        assert table[0].split()[:3] == ["method", "lam", "k"] and len(table) == 1 + trials
+        trial_results = list(results.glob("cluster_smoke/*/result.json"))
+        assert len(trial_results) == trials
+        assert all(p.read_text().strip() for p in trial_results)
+        # ... and were tracked by the head's MLflow server: one parent run and one per trial,
+        # none left RUNNING, read through the tunnel as the UI reads them.
+        experiment = mlflow_api("/api/2.0/mlflow/experiments/get-by-name"
+                                "?experiment_name=gmm25_sweep_smoke")["experiment"]
+        runs = mlflow_api("/api/2.0/mlflow/runs/search",
+                          {"experiment_ids": [experiment["experiment_id"]]})["runs"]
+        assert len(runs) == 1 + trials
+        assert all(r["info"]["status"] in ("FINISHED", "KILLED") for r in runs), runs
+
+        down = ray("down", "-y", str(config_path), timeout=120)
+        downed = True
+        assert down.returncode == 0, down.stdout[-3000:] + down.stderr[-3000:]
+        # `ray down` ran `ray stop` on the head: no process of Ray's session is left.
+        wait_for(lambda: not processes_mentioning(f"{base}/ray/"), 30,
+                 f"`ray down` to stop Ray: {processes_mentioning(f'{base}/ray/')}")
+    finally:
+        if not downed:
+            try:
+                ray("down", "-y", str(config_path), timeout=120)
+            except subprocess.TimeoutExpired:
+                pass
+        if tunnel is not None:
+            stop_process_group(tunnel)
+        stop_process_group(sshd)
+        sshd_log.close()
+        # In its PID namespace, everything the SSH sessions started ends with sshd (and the SSH
+        # connection `ray` keeps open for a few seconds ends with it). Without one, the MLflow
+        # server outlives sshd, as `ray down` leaves it to the end of the machine on AWS: stop
+        # its process group, recorded by cluster.yaml's command (a host PID only then).
+        server_pid = home / "mlflow" / "server.pid"
+        if not isolated and server_pid.is_file():
+            try:
+                os.killpg(int(server_pid.read_text()), signal.SIGKILL)
+            except (ProcessLookupError, ValueError):
+                pass
+        deadline = time.monotonic() + 30
+        while processes_mentioning(str(base)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        left = processes_mentioning(str(base))
+        for pid in left:  # the test's own processes, every one named by its directory
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        control_dir = Path(f"/tmp/ray_ssh_{_sha(getpass.getuser())}")
+        shutil.rmtree(control_dir / _sha(cluster_name), ignore_errors=True)
+        if control_dir.is_dir() and not any(control_dir.iterdir()):
+            control_dir.rmdir()
+    assert not left, f"left behind: {left}"
+    for port in (ssh_port, ports["gcs"], ports["mlflow"]):  # sshd, Ray's GCS and MLflow: gone
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", port)) != 0, port
+
+
+def _sha(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
