@@ -180,6 +180,9 @@ def run_study(options: StudyOptions, *, verbose: int = 1):
             # a crashed worker or node: the trial goes on from its last checkpoint
             failure_config=tune.FailureConfig(max_failures=2),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            # the study's state reaches the storage path every 20 s (Ray's default is 5 min),
+            # so a driver killed mid-study resumes close to where it stopped
+            sync_config=tune.SyncConfig(sync_period=20),
             callbacks=[MlflowTrialCallback(options.tracking_uri, parent,
                                            metric=SCHEDULER_METRIC[0],
                                            mode=SCHEDULER_METRIC[1])]),

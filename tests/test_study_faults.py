@@ -1,0 +1,200 @@
+"""Studies under faults, on real Ray, Optuna and MLflow: a diverging trial, a killed trial
+worker, a killed driver resumed with --resume, and a real 2-node Ray cluster on this machine."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from test_studies import ROOT, TERMINAL, run_script, study_runs
+
+pytestmark = pytest.mark.slow
+ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+
+
+def trial_results(study_dir: Path) -> dict[str, list[dict]]:
+    """Every trial's results so far, as the driver wrote them (trial directory -> results)."""
+    found = {}
+    for path in study_dir.glob("*/result.json"):
+        lines = [line for line in path.read_text().splitlines() if line.strip()]
+        found[path.parent.name] = [json.loads(line) for line in lines]
+    return found
+
+
+def wait_for(condition, *, timeout: float, what: str, proc: subprocess.Popen | None = None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the study ended (rc {proc.returncode}) before {what}: "
+                                 f"{proc.stderr.read()[-3000:] if proc.stderr else ''}")
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def start_script(name: str, *args: str, cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(ROOT / "studies" / name), *args], cwd=cwd,
+                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_a_diverging_trial_fails_with_its_reason_while_the_others_finish(tmp_path):
+    """The learning rate is searched over {3e-3, 1e30}: the 1e30 trials diverge at once."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    driver = textwrap.dedent(f"""
+        from sigdist.config import from_flat
+        from sigdist.study.runner import StudyOptions, run_study
+        base = from_flat({{"data.name": "gmm25", "method": "gan_si", "train.steps": 20,
+                           "run.eval_every": 10, "run.eval_samples": 2000}}).to_flat()
+        options = StudyOptions(
+            name="diverge", experiment="diverge", base=base, num_samples=4, max_concurrent=2,
+            cpus_per_trial=1, gpus_per_trial=0, seed=3, address=None,
+            storage_path={str(tmp_path / "ray")!r}, tracking_uri={uri!r},
+            space={{"k_choices": (16,), "sizes": ("S",), "lr_choices": (3e-3, 1e30)}})
+        results = run_study(options, verbose=0)
+        print("errors", results.num_errors)
+    """)
+    result = subprocess.run([sys.executable, "-c", driver], cwd=tmp_path, env=ENV,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    _, _, children = study_runs(uri, "diverge")
+    assert len(children) == 4
+    by_lr = {}
+    for child in children:
+        by_lr.setdefault(float(child.data.params["train.lr"]), []).append(child)
+    assert set(by_lr) == {3e-3, 1e30}, "the seeded search should try both learning rates"
+    for child in by_lr[1e30]:
+        assert child.info.status == "FAILED"
+        assert "trial diverged: " in child.data.tags["sigdist.failure"]
+        assert "diverged at step 1" in child.data.tags["sigdist.failure"]
+    for child in by_lr[3e-3]:
+        assert child.info.status in ("FINISHED", "KILLED") and child.data.metrics["kl"] > 0
+    assert f"errors {len(by_lr[1e30])}" in result.stdout
+
+
+def test_a_killed_trial_worker_resumes_from_its_checkpoint_in_the_same_run(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    steps, every = 4000, 250
+    proc = start_script("gmm25_sweep.py", "--num-samples", "1", "--name", "killworker",
+                        "--set", f"train.steps={steps}", "--set", f"run.eval_every={every}",
+                        "--set", "run.eval_samples=5000", "--tracking-uri", uri,
+                        "--storage-path", str(tmp_path / "ray"), cwd=tmp_path)
+    try:
+        study_dir = tmp_path / "ray" / "killworker"
+
+        def running_trial():
+            for results in trial_results(study_dir).values():
+                if results and 3 * every <= results[-1]["step"] < steps - 2 * every:
+                    return results[-1]
+            return None
+
+        last = wait_for(running_trial, timeout=300, what="the trial's third report", proc=proc)
+        os.kill(last["pid"], signal.SIGKILL)  # the trial's worker process, mid-run
+        out, err = proc.communicate(timeout=600)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err[-3000:]
+    _, _, (child,) = study_runs(uri, "gmm25_sweep")  # one trial: one run, never a duplicate
+    assert child.info.status == "FINISHED"
+    assert "sigdist.last_restart_reason" in child.data.tags
+    import mlflow
+
+    steps_logged = [m.step for m in
+                    mlflow.MlflowClient(uri).get_metric_history(child.info.run_id, "kl")]
+    assert steps_logged == list(range(every, steps + 1, every))  # resumed, not restarted
+    (results,) = trial_results(study_dir).values()
+    pids = {r["pid"] for r in results}
+    assert len(pids) == 2 and last["pid"] in pids  # a new worker took over
+
+
+def test_a_killed_driver_resumes_with_the_optuna_history_kept(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    flags = ["--num-samples", "6", "--max-concurrent", "2", "--set", "train.steps=1500",
+             "--set", "run.eval_every=250", "--set", "run.eval_samples=5000",
+             "--tracking-uri", uri, "--storage-path", str(tmp_path / "ray")]
+    proc = start_script("gmm25_sweep.py", *flags, cwd=tmp_path)
+    try:
+        def four_reports():
+            dirs = list((tmp_path / "ray").glob("gmm25_sweep-*/"))
+            reports = sum(len(r) for r in trial_results(dirs[0]).values()) if dirs else 0
+            return dirs[0] if reports >= 4 else None
+
+        study_dir = wait_for(four_reports, timeout=300, what="four reports", proc=proc)
+        seen = time.time()
+
+        def state_saved_since():  # Tune saves the study's state every 20 s
+            return any(p.stat().st_mtime > seen + 1
+                       for p in study_dir.glob("experiment_state-*.json"))
+
+        wait_for(state_saved_since, timeout=120, what="a saved study state", proc=proc)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    before = trial_results(study_dir)
+    assert 1 <= len(before) < 6  # the searcher still had trials to propose after the resume
+    resumed = run_script("gmm25_sweep.py", *flags, "--resume", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "6 trials, 0 failed." in resumed.stdout
+    _, parent, children = study_runs(uri, "gmm25_sweep")
+    assert parent.info.run_name == study_dir.name and parent.info.status == "FINISHED"
+    assert len(children) == 6 and all(c.info.status in TERMINAL for c in children)
+    study = optuna.load_study(study_name=study_dir.name,
+                              storage=f"sqlite:///{study_dir}.optuna.db")
+    assert len(study.trials) == 6  # nothing proposed twice, nothing lost
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    proposals = {json.dumps(t.params, sort_keys=True) for t in study.trials}
+    assert len(proposals) == 6  # a searcher restarted from scratch would repeat its first
+    for trial_dir, results in trial_results(study_dir).items():
+        if trial_dir in before and before[trial_dir]:
+            # a trial interrupted mid-run went on from its checkpoint, not from step 0
+            steps = [r["step"] for r in results]
+            assert steps == sorted(set(steps)), steps
+
+
+def test_trials_land_on_both_nodes_of_a_two_node_cluster(tmp_path):
+    """`ray start --head` + `ray start --address`: two Ray nodes of 1 CPU each on this machine,
+    with Ray's token authentication on (a token file every node and the driver read)."""
+    ray = str(Path(sys.executable).with_name("ray"))
+    port = 6390
+    token = tmp_path / "auth_token"
+    token.write_text(os.urandom(32).hex())
+    env = {**ENV, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
+    start = [ray, "start", "--num-cpus=1", "--node-ip-address=127.0.0.1"]
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+
+    def two_nodes():
+        status = subprocess.run([ray, "status", f"--address=127.0.0.1:{port}"], env=env,
+                                capture_output=True, text=True, timeout=60).stdout
+        active = status.split("Active:")[1].split("Pending:")[0] if "Active:" in status else ""
+        return active.count(" node_") == 2
+
+    try:
+        subprocess.run([*start, "--head", f"--port={port}", "--include-dashboard=false",
+                        "--disable-usage-stats"], check=True, env=env, capture_output=True,
+                       timeout=120)
+        subprocess.run([*start, f"--address=127.0.0.1:{port}"], check=True, env=env,
+                       capture_output=True, timeout=120)
+        wait_for(two_nodes, timeout=90, what="the second node to join")
+        wrong = {**env, "RAY_AUTH_TOKEN_PATH": str(tmp_path / "missing")}
+        refused = subprocess.run([ray, "status", f"--address=127.0.0.1:{port}"], env=wrong,
+                                 capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "studies" / "gmm25_sweep.py"), "--smoke-test",
+             "--address", f"127.0.0.1:{port}", "--tracking-uri", uri,
+             "--storage-path", str(tmp_path / "ray")],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    finally:
+        subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=120)
+    assert refused.returncode != 0  # token auth is on: no token, no access
+    assert result.returncode == 0, result.stderr[-3000:]
+    _, _, children = study_runs(uri, "gmm25_sweep_smoke")
+    nodes = {c.data.tags["sigdist.node_id"] for c in children}
+    assert len(children) == 4 and len(nodes) == 2  # each node (1 CPU) ran trials
