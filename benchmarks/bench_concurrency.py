@@ -13,7 +13,7 @@ shows how much a trial slows down when it shares the two cores, and the load ave
 phase (other work on the machine shows there).
 
     python benchmarks/bench_concurrency.py [--trials 4 --steps 4000 --eval-every 500
-        --order 1,2 --reuse-actors --set KEY=VALUE ...]
+        --order 1,2 --no-reuse-actors --set KEY=VALUE ...]
 """
 
 from __future__ import annotations
@@ -99,9 +99,9 @@ def main() -> None:
     parser.add_argument("--order", default="1,2",
                         help="trials at a time, per phase, in this order (e.g. 2,1 or 1,2,1,2)")
     parser.add_argument("--num-cpus", type=int, default=2, help="CPUs Ray may use")
-    parser.add_argument("--reuse-actors", action="store_true",
-                        help="reuse a trial's worker process for the next trial (studies do "
-                        "not: Tune's default, a fresh process per trial)")
+    parser.add_argument("--reuse-actors", action=argparse.BooleanOptionalAction, default=True,
+                        help="reuse a trial's worker process for the next trial, as the "
+                        "studies do (--no-reuse-actors: Tune's default, a process per trial)")
     args = parser.parse_args()
     try:
         order = [int(part) for part in args.order.split(",")]

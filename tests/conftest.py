@@ -16,3 +16,17 @@ def mnist_root(tmp_path_factory: pytest.TempPathFactory) -> str:
     root = str(tmp_path_factory.mktemp("data"))
     load_or_train_classifier(load_mnist(root, "mnist-5k"), root, seed=0)
     return root
+
+
+@pytest.fixture(scope="session")
+def gmm25_smoke(tmp_path_factory: pytest.TempPathFactory):
+    """One finished `studies/gmm25_sweep.py --smoke-test` on local Ray, tracked in a sqlite
+    MLflow store: (the finished process, its tracking URI, its directory)."""
+    from studyrun import run_script
+
+    tmp = tmp_path_factory.mktemp("gmm25_smoke")
+    uri = f"sqlite:///{tmp}/mlflow.db"
+    result = run_script("gmm25_sweep.py", "--smoke-test", "--tracking-uri", uri,
+                        "--storage-path", str(tmp / "ray"), cwd=tmp)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result, uri, tmp

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import time
 import urllib.parse
 from pathlib import Path
 
@@ -31,71 +28,10 @@ METRICS = ("modes", "kl")
 # ---------------------------------------------------------------- the study's tracking store
 
 
-def _sweep_logs_to_mlflow() -> bool:
-    out = subprocess.run([sys.executable, str(SWEEP), "--help"], cwd=REPO, capture_output=True,
-                         text=True, timeout=120)
-    return out.returncode == 0 and "--tracking-uri" in out.stdout
-
-
-def _run_smoke_sweep(uri: str, tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, str(SWEEP), "--smoke-test", "--tracking-uri", uri,
-         "--storage-path", str(tmp_path / "ray")],
-        cwd=tmp_path, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, (
-        f"smoke sweep failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-
-
-# (method, lam, K, size, [(step, modes, kl), ...]): the last evaluation is what the UI shows
-_TRIALS = [
-    ("gan", 0.0, 16, "M", [(10, 9.0, 1.7342), (20, 14.0, 0.8731)]),
-    ("gan_si", 0.03162277660168379, 32, "M", [(10, 12.0, 0.9), (20, 17.0, 0.41279)]),
-    ("gan_si", 2.371373705661655, 16, "S", [(10, 20.0, 0.31), (20, 21.0, 0.1234567)]),
-    ("gan_si", 0.7390851332151607, 32, "L", [(10, 23.0, 0.012), (20, 25.0, 0.00043219)]),
-]
-
-
-def _write_study_store(uri: str) -> None:
-    """The store a smoke sweep leaves: one parent run for the study and one child run per
-    trial, carrying the trial's whole flat config as params and one metric point per
-    evaluation."""
-    from mlflow import MlflowClient
-    from mlflow.entities import Metric, Param
-
-    from sigdist.config import from_flat
-
-    client = MlflowClient(uri)
-    exp_id = client.create_experiment(STUDY)
-    parent = client.create_run(exp_id, run_name=STUDY).info.run_id
-    base = {"data.name": "gmm25", "train.steps": 20, "run.eval_every": 10,
-            "run.eval_samples": 2000, "train.batch_size": 64}
-    now = int(time.time() * 1000)
-    for i, (method, lam, k, size, evals) in enumerate(_TRIALS):
-        cfg = from_flat({**base, "method": method, "loss.lam": lam, "loss.k": k,
-                         "model.size": size}).to_flat()
-        run = client.create_run(exp_id, run_name=f"trial_{i:05d}", tags={PARENT_TAG: parent})
-        rid = run.info.run_id
-        metrics = []
-        for j, (step, modes, kl) in enumerate(evals):
-            ts = now + 1000 * j
-            metrics += [Metric("modes", modes, ts, step), Metric("kl", kl, ts, step),
-                        Metric("high_quality", 0.5 + 0.1 * j, ts, step),
-                        Metric("step", float(step), ts, step)]
-        client.log_batch(rid, metrics=metrics,
-                         params=[Param(key, str(value)) for key, value in cfg.items()])
-        client.set_terminated(rid)
-    client.set_terminated(parent)
-
-
 @pytest.fixture
-def study_store(tmp_path: Path) -> str:
-    """Tracking URI of a finished GMM-25 smoke study."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    if _sweep_logs_to_mlflow():
-        _run_smoke_sweep(uri, tmp_path)
-    else:
-        _write_study_store(uri)
-    return uri
+def study_store(gmm25_smoke) -> str:
+    """Tracking URI of a finished GMM-25 smoke study (the session's, see conftest.py)."""
+    return gmm25_smoke[1]
 
 
 # ---------------------------------------------------------------- reading the compare page

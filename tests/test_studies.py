@@ -2,41 +2,15 @@
 sweeps end to end, what MLflow holds afterwards, a real `mlflow server`, bad flags."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import optuna
 import pytest
 from browser import free_port, mlflow_server
-from mlflow import MlflowClient
+from studyrun import TERMINAL, run_script, study_runs
 
 from sigdist.config import Config, from_flat, parse_assignment
 from sigdist.study.report import pareto_front
-
-ROOT = Path(__file__).resolve().parents[1]
-TERMINAL = {"FINISHED", "KILLED", "FAILED"}
-
-
-def run_script(name: str, *args: str, cwd: Path, timeout: float = 600
-               ) -> subprocess.CompletedProcess:
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    return subprocess.run([sys.executable, str(ROOT / "studies" / name), *args],
-                          capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)
-
-
-def study_runs(uri: str, experiment: str):
-    """The parent run and the child runs of the one study in ``experiment``."""
-    client = MlflowClient(uri)
-    found = client.get_experiment_by_name(experiment)
-    assert found is not None, f"no MLflow experiment {experiment!r}"
-    runs = client.search_runs([found.experiment_id], max_results=1000)
-    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    assert len(parents) == 1, [r.info.run_name for r in parents]
-    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
-    assert len(children) == len(runs) - 1  # every other run is a child of the study's run
-    return client, parents[0], children
 
 
 def table_rows(stdout: str, title: str) -> list[list[str]]:
@@ -49,16 +23,6 @@ def table_rows(stdout: str, title: str) -> list[list[str]]:
             break
         rows.append(line.split())
     return rows
-
-
-@pytest.fixture(scope="module")
-def gmm25_smoke(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("gmm25_smoke")
-    uri = f"sqlite:///{tmp}/mlflow.db"
-    result = run_script("gmm25_sweep.py", "--smoke-test", "--tracking-uri", uri,
-                        "--storage-path", str(tmp / "ray"), cwd=tmp)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result, uri, tmp
 
 
 def test_smoke_sweep_prints_progress_best_trials_and_the_ui_command(gmm25_smoke):
@@ -132,6 +96,7 @@ def test_mnist3_smoke_sweep_reports_a_pareto_front(tmp_path, mnist_root):
     client, parent, children = study_runs(uri, "mnist3_sweep_smoke")
     assert len(children) == 3 and all(c.info.status in TERMINAL for c in children)
     assert all(c.data.params["data.root"] == mnist_root for c in children)
+    assert all(c.data.tags["sigdist.data_source"] == "mnist-5k" for c in children)
     assert "optuna/pareto_front.png" in {
         a.path for a in client.list_artifacts(parent.info.run_id, "optuna")}
 

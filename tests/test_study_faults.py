@@ -12,7 +12,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from test_studies import ROOT, TERMINAL, run_script, study_runs
+from studyrun import ROOT, TERMINAL, run_script, study_runs
 
 pytestmark = pytest.mark.slow
 ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}

@@ -174,7 +174,10 @@ def run_study(options: StudyOptions, *, verbose: int = 1):
         param_space=options.base,
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
                                     num_samples=options.num_samples,
-                                    max_concurrent_trials=options.max_concurrent),
+                                    max_concurrent_trials=options.max_concurrent,
+                                    # a finished trial's worker takes the next trial: no new
+                                    # process, no torch import (benchmarks/bench_concurrency.py)
+                                    reuse_actors=True),
         run_config=tune.RunConfig(
             name=options.name, storage_path=options.storage_path, verbose=verbose,
             # a crashed worker or node: the trial goes on from its last checkpoint

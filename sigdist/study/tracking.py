@@ -163,7 +163,7 @@ class MlflowTrialCallback(tune.Callback):
         metrics = [Metric(k, v, int(result.get("timestamp", 0) * 1000), step)
                    for k, v in numeric_metrics(result).items()]
         tags = [RunTag(f"sigdist.{key}", str(result[key]))
-                for key in ("node_ip", "node_id") if key in result]
+                for key in ("node_ip", "node_id", "data_source") if key in result]
         self.client.log_batch(self.run_id(trial), metrics=metrics, tags=tags)
 
     def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):

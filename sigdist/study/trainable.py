@@ -49,9 +49,10 @@ def train_sigdist(flat_config: dict[str, Any]) -> None:
             save_samples(samples, trainer_.data,
                          os.path.join(directory, f"samples_step_{trainer_.step:07d}.png"),
                          title=f"{cfg.method}, {cfg.data.name}, step {trainer_.step}")
-            # which node ran it: the study's MLflow runs and tests show where trials landed
-            node = {"node_id": ray.get_runtime_context().get_node_id()}
-            tune.report({**metrics, **node}, checkpoint=tune.Checkpoint.from_directory(directory))
+            # where it ran and on which data (``auto`` resolved), for the trial's MLflow run
+            where = {"node_id": ray.get_runtime_context().get_node_id(),
+                     "data_source": trainer_.cfg.data.source}
+            tune.report({**metrics, **where}, checkpoint=tune.Checkpoint.from_directory(directory))
 
     try:
         trainer.fit(report=report)

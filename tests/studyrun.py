@@ -1,0 +1,31 @@
+"""Running the study scripts as a user does, and reading back the MLflow store they leave."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from mlflow import MlflowClient
+
+ROOT = Path(__file__).resolve().parents[1]
+TERMINAL = {"FINISHED", "KILLED", "FAILED"}
+
+
+def run_script(name: str, *args: str, cwd: Path, timeout: float = 600
+               ) -> subprocess.CompletedProcess:
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    return subprocess.run([sys.executable, str(ROOT / "studies" / name), *args],
+                          capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)
+
+
+def study_runs(uri: str, experiment: str):
+    """The parent run and the child runs of the one study in ``experiment``."""
+    client = MlflowClient(uri)
+    found = client.get_experiment_by_name(experiment)
+    assert found is not None, f"no MLflow experiment {experiment!r}"
+    runs = client.search_runs([found.experiment_id], max_results=1000)
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 1, [r.info.run_name for r in parents]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    assert len(children) == len(runs) - 1  # every other run is a child of the study's run
+    return client, parents[0], children
