@@ -30,25 +30,11 @@ from pathlib import Path
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
-from sigdist.config import Config, ConfigError, from_flat, parse_assignment  # noqa: E402
+from trial_config import add_trial_flags, flat_config, shown_config  # noqa: E402
+
+from sigdist.config import ConfigError  # noqa: E402
 
 GOAL = 1.7
-
-
-def flat_config(args: argparse.Namespace) -> dict:
-    chosen = {"data.name": args.data, "method": args.method, "train.steps": args.steps,
-              "run.eval_every": args.eval_every, "run.eval_samples": args.eval_samples,
-              "run.device": "cpu", **dict(parse_assignment(text) for text in args.set)}
-    cfg = from_flat(chosen)
-    return cfg.replace(**{"data.root": os.path.abspath(cfg.data.root)}).to_flat()
-
-
-def shown_config(flat: dict) -> dict:
-    """The keys that size the run, and every other key that differs from the defaults."""
-    defaults = Config().to_flat()
-    sizing = ("data.name", "method", "train.steps", "run.eval_every", "run.eval_samples")
-    return {k: v for k, v in flat.items()
-            if k in sizing or (defaults.get(k) != v and k != "data.root")}
 
 
 def run_phase(flat: dict, seeds: list[int], concurrent: int, workdir: str, uri: str,
@@ -88,14 +74,8 @@ def run_phase(flat: dict, seeds: list[int], concurrent: int, workdir: str, uri: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="gmm25")
-    parser.add_argument("--method", default="gan_si")
+    add_trial_flags(parser, steps=4000, eval_every=500)
     parser.add_argument("--trials", type=int, default=4, help="trials in the study (seeds)")
-    parser.add_argument("--steps", type=int, default=4000, help="train.steps")
-    parser.add_argument("--eval-every", type=int, default=500, help="run.eval_every")
-    parser.add_argument("--eval-samples", type=int, default=50_000, help="run.eval_samples")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="any other config value")
     parser.add_argument("--order", default="1,2",
                         help="trials at a time, per phase, in this order (e.g. 2,1 or 1,2,1,2)")
     parser.add_argument("--num-cpus", type=int, default=2, help="CPUs Ray may use")

@@ -40,25 +40,12 @@ from pathlib import Path
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
-from sigdist.config import Config, ConfigError, from_flat, parse_assignment  # noqa: E402
+from trial_config import add_trial_flags, flat_config, shown_config  # noqa: E402
+
+from sigdist.config import ConfigError, from_flat  # noqa: E402
 
 GOAL = 1.05
 
-
-def flat_config(args: argparse.Namespace) -> dict:
-    chosen = {"data.name": args.data, "method": args.method, "train.steps": args.steps,
-              "run.eval_every": args.eval_every, "run.eval_samples": args.eval_samples,
-              "run.device": "cpu", **dict(parse_assignment(text) for text in args.set)}
-    cfg = from_flat(chosen)
-    return cfg.replace(**{"data.root": os.path.abspath(cfg.data.root)}).to_flat()
-
-
-def shown_config(flat: dict) -> dict:
-    """The keys that size the run, and every other key that differs from the defaults."""
-    defaults = Config().to_flat()
-    sizing = ("data.name", "method", "train.steps", "run.eval_every", "run.eval_samples")
-    return {k: v for k, v in flat.items()
-            if k in sizing or (defaults.get(k) != v and k != "data.root")}
 
 
 # ---------------------------------------------------------------- bare, in a child process
@@ -141,13 +128,7 @@ def run_tune(flat: dict, workdir: str, uri: str, experiment: str, index: int) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="gmm25")
-    parser.add_argument("--method", default="gan_si")
-    parser.add_argument("--steps", type=int, default=8000, help="train.steps")
-    parser.add_argument("--eval-every", type=int, default=1000, help="run.eval_every")
-    parser.add_argument("--eval-samples", type=int, default=50_000, help="run.eval_samples")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="any other config value")
+    add_trial_flags(parser, steps=8000, eval_every=1000)
     parser.add_argument("--repeats", type=int, default=2, help="runs of each side")
     parser.add_argument("--bare-report", choices=("full", "none"), default="full",
                         help="full: the bare run saves what the trainable saves per "
