@@ -19,7 +19,6 @@ phase (other work on the machine shows there).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import statistics
 import sys
@@ -30,7 +29,7 @@ from pathlib import Path
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
-from trial_config import add_trial_flags, flat_config, shown_config  # noqa: E402
+from study_bench import add_trial_flags, fit_tracked, flat_config, shown_config  # noqa: E402
 
 from sigdist.config import ConfigError  # noqa: E402
 
@@ -41,27 +40,10 @@ def run_phase(flat: dict, seeds: list[int], concurrent: int, workdir: str, uri: 
               experiment: str, reuse_actors: bool) -> dict:
     from ray import tune
 
-    from sigdist.study.runner import SCHEDULER_METRIC
-    from sigdist.study.tracking import MlflowTrialCallback, start_study_run
-    from sigdist.study.trainable import train_sigdist
-
-    name = f"concurrency_{concurrent}_at_a_time"
-    parent = start_study_run(uri, experiment, name, flat)
-    tuner = tune.Tuner(
-        tune.with_resources(train_sigdist, {"cpu": 1}),
-        param_space={**flat, "seed": tune.grid_search(seeds)},
-        tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=concurrent,
-                                    reuse_actors=reuse_actors),
-        run_config=tune.RunConfig(
-            name=name, storage_path=os.path.join(workdir, "ray"), verbose=0,
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            callbacks=[MlflowTrialCallback(uri, parent, metric=SCHEDULER_METRIC[0],
-                                           mode=SCHEDULER_METRIC[1])]),
-    )
-    start = time.perf_counter()
-    with contextlib.redirect_stdout(sys.stderr):  # Tune's own tables: keep stdout the report
-        grid = tuner.fit()
-    wall = time.perf_counter() - start
+    grid, wall = fit_tracked({**flat, "seed": tune.grid_search(seeds)},
+                             name=f"concurrency_{concurrent}_at_a_time", workdir=workdir,
+                             uri=uri, experiment=experiment, max_concurrent=concurrent,
+                             reuse_actors=reuse_actors)
     errors = [str(result.error) for result in grid if result.error is not None]
     if errors:
         sys.exit(f"{len(errors)} trial(s) failed with {concurrent} at a time: {errors[0]}")

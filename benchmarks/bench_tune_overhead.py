@@ -27,7 +27,6 @@ the ratios are of medians.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import statistics
@@ -40,7 +39,7 @@ from pathlib import Path
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
-from trial_config import add_trial_flags, flat_config, shown_config  # noqa: E402
+from study_bench import add_trial_flags, fit_tracked, flat_config, shown_config  # noqa: E402
 
 from sigdist.config import ConfigError, from_flat  # noqa: E402
 
@@ -54,8 +53,7 @@ def bare_child(flat: dict, report_kind: str) -> None:
     import torch
 
     torch.set_num_threads(1)
-    from sigdist.plots import save_samples
-    from sigdist.study.trainable import CHECKPOINT_FILE, METRICS_FILE
+    from sigdist.study.trainable import write_evaluation
     from sigdist.train import Trainer
 
     reports = 0
@@ -65,14 +63,7 @@ def bare_child(flat: dict, report_kind: str) -> None:
         nonlocal reports
         reports += 1
         with tempfile.TemporaryDirectory() as directory:
-            trainer.save(os.path.join(directory, CHECKPOINT_FILE))
-            with open(os.path.join(directory, METRICS_FILE), "w") as fh:
-                json.dump(metrics, fh)
-            samples = trainer.generate(64 if len(trainer.data.shape) == 3 else 2000)
-            save_samples(samples, trainer.data,
-                         os.path.join(directory, f"samples_step_{trainer.step:07d}.png"),
-                         title=f"{trainer.cfg.method}, {trainer.cfg.data.name}, "
-                         f"step {trainer.step}")
+            write_evaluation(trainer, metrics, directory)
 
     start = time.perf_counter()
     cfg = from_flat(dict(flat))
@@ -96,28 +87,8 @@ def run_bare(flat: dict, report_kind: str) -> dict:
 
 # ---------------------------------------------------------------- under Ray Tune
 def run_tune(flat: dict, workdir: str, uri: str, experiment: str, index: int) -> dict:
-    from ray import tune
-
-    from sigdist.study.runner import SCHEDULER_METRIC
-    from sigdist.study.tracking import MlflowTrialCallback, start_study_run
-    from sigdist.study.trainable import train_sigdist
-
-    name = f"tune_overhead_{index}"
-    parent = start_study_run(uri, experiment, name, flat)
-    tuner = tune.Tuner(
-        tune.with_resources(train_sigdist, {"cpu": 1}),
-        param_space=flat,
-        tune_config=tune.TuneConfig(num_samples=1),
-        run_config=tune.RunConfig(
-            name=name, storage_path=os.path.join(workdir, "ray"), verbose=0,
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            callbacks=[MlflowTrialCallback(uri, parent, metric=SCHEDULER_METRIC[0],
-                                           mode=SCHEDULER_METRIC[1])]),
-    )
-    start = time.perf_counter()
-    with contextlib.redirect_stdout(sys.stderr):  # Tune's own tables: keep stdout the report
-        grid = tuner.fit()
-    fit_s = time.perf_counter() - start
+    grid, fit_s = fit_tracked(flat, name=f"tune_overhead_{index}", workdir=workdir, uri=uri,
+                              experiment=experiment)
     result = grid[0]
     if result.error is not None:
         sys.exit(f"the trial failed: {result.error}")

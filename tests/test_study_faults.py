@@ -81,7 +81,7 @@ def test_a_diverging_trial_fails_with_its_reason_while_the_others_finish(tmp_pat
 
 def test_a_killed_trial_worker_resumes_from_its_checkpoint_in_the_same_run(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    steps, every = 4000, 250
+    steps, every = 3000, 250
     proc = start_script("gmm25_sweep.py", "--num-samples", "1", "--name", "killworker",
                         "--set", f"train.steps={steps}", "--set", f"run.eval_every={every}",
                         "--set", "run.eval_samples=5000", "--tracking-uri", uri,
@@ -187,7 +187,9 @@ def test_trials_land_on_both_nodes_of_a_two_node_cluster(tmp_path):
         refused = subprocess.run([ray, "status", f"--address=127.0.0.1:{port}"], env=wrong,
                                  capture_output=True, text=True, timeout=60)
         result = subprocess.run(
+            # trials of a few seconds, so that two run at once (each node has one CPU)
             [sys.executable, str(ROOT / "studies" / "gmm25_sweep.py"), "--smoke-test",
+             "--set", "train.steps=1000", "--set", "run.eval_every=500",
              "--address", f"127.0.0.1:{port}", "--tracking-uri", uri,
              "--storage-path", str(tmp_path / "ray")],
             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)

@@ -21,6 +21,18 @@ CHECKPOINT_FILE = "checkpoint.pt"
 METRICS_FILE = "metrics.json"
 
 
+def write_evaluation(trainer: Trainer, metrics: dict[str, float], directory: str) -> None:
+    """One evaluation's checkpoint directory: the trainer's state, the metrics, and a picture
+    of samples; the driver's tracking callback logs the last two to MLflow."""
+    trainer.save(os.path.join(directory, CHECKPOINT_FILE))
+    with open(os.path.join(directory, METRICS_FILE), "w") as fh:
+        json.dump(metrics, fh)
+    samples = trainer.generate(64 if len(trainer.data.shape) == 3 else 2000)
+    save_samples(samples, trainer.data,
+                 os.path.join(directory, f"samples_step_{trainer.step:07d}.png"),
+                 title=f"{trainer.cfg.method}, {trainer.cfg.data.name}, step {trainer.step}")
+
+
 def train_sigdist(flat_config: dict[str, Any]) -> None:
     """Ray Tune trainable: ``flat_config`` is the flat (dotted-key) config of one trial.
 
@@ -39,16 +51,8 @@ def train_sigdist(flat_config: dict[str, Any]) -> None:
         trainer = Trainer(cfg)
 
     def report(trainer_: Trainer, metrics: dict[str, float]) -> None:
-        # The checkpoint carries what the driver's tracking callback logs: the metrics of this
-        # evaluation and a picture of its samples, next to the trainer's state.
         with tempfile.TemporaryDirectory() as directory:
-            trainer_.save(os.path.join(directory, CHECKPOINT_FILE))
-            with open(os.path.join(directory, METRICS_FILE), "w") as fh:
-                json.dump(metrics, fh)
-            samples = trainer_.generate(64 if len(trainer_.data.shape) == 3 else 2000)
-            save_samples(samples, trainer_.data,
-                         os.path.join(directory, f"samples_step_{trainer_.step:07d}.png"),
-                         title=f"{cfg.method}, {cfg.data.name}, step {trainer_.step}")
+            write_evaluation(trainer_, metrics, directory)
             # where it ran and on which data (``auto`` resolved), for the trial's MLflow run
             where = {"node_id": ray.get_runtime_context().get_node_id(),
                      "data_source": trainer_.cfg.data.source}

@@ -1,0 +1,69 @@
+"""What the study benchmarks share: flags that size a trial, the flat config they give
+(validated), the part of it worth printing, and a timed Tune run tracked in MLflow as studies
+are (the study's callback, checkpoints kept as the runner keeps them)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import time
+
+from sigdist.config import Config, from_flat, parse_assignment
+
+SIZING = ("data.name", "method", "train.steps", "run.eval_every", "run.eval_samples")
+
+
+def add_trial_flags(parser: argparse.ArgumentParser, *, steps: int, eval_every: int) -> None:
+    parser.add_argument("--data", default="gmm25")
+    parser.add_argument("--method", default="gan_si")
+    parser.add_argument("--steps", type=int, default=steps, help="train.steps")
+    parser.add_argument("--eval-every", type=int, default=eval_every, help="run.eval_every")
+    parser.add_argument("--eval-samples", type=int, default=50_000, help="run.eval_samples")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="any other config value")
+
+
+def flat_config(args: argparse.Namespace) -> dict:
+    """Raises :class:`sigdist.config.ConfigError` for a bad value."""
+    chosen = {"data.name": args.data, "method": args.method, "train.steps": args.steps,
+              "run.eval_every": args.eval_every, "run.eval_samples": args.eval_samples,
+              "run.device": "cpu", **dict(parse_assignment(text) for text in args.set)}
+    cfg = from_flat(chosen)
+    return cfg.replace(**{"data.root": os.path.abspath(cfg.data.root)}).to_flat()
+
+
+def shown_config(flat: dict) -> dict:
+    """The keys that size the run, and every other key that differs from the defaults."""
+    defaults = Config().to_flat()
+    return {k: v for k, v in flat.items()
+            if k in SIZING or (defaults.get(k) != v and k != "data.root")}
+
+
+def fit_tracked(param_space: dict, *, name: str, workdir: str, uri: str, experiment: str,
+                max_concurrent: int | None = None, reuse_actors: bool = False):
+    """Tune over ``train_sigdist`` (1 CPU a trial) with the MLflow callback: (grid, wall s)."""
+    from ray import tune
+
+    from sigdist.study.runner import SCHEDULER_METRIC
+    from sigdist.study.tracking import MlflowTrialCallback, start_study_run
+    from sigdist.study.trainable import train_sigdist
+
+    flat = {k: v for k, v in param_space.items() if not isinstance(v, dict)}
+    parent = start_study_run(uri, experiment, name, flat)
+    tuner = tune.Tuner(
+        tune.with_resources(train_sigdist, {"cpu": 1}),
+        param_space=param_space,
+        tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=max_concurrent,
+                                    reuse_actors=reuse_actors),
+        run_config=tune.RunConfig(
+            name=name, storage_path=os.path.join(workdir, "ray"), verbose=0,
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            callbacks=[MlflowTrialCallback(uri, parent, metric=SCHEDULER_METRIC[0],
+                                           mode=SCHEDULER_METRIC[1])]),
+    )
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(sys.stderr):  # Tune's own tables: keep stdout the report
+        grid = tuner.fit()
+    return grid, time.perf_counter() - start
