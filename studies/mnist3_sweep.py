@@ -7,7 +7,7 @@ baseline arm), K and network size S/M/L, through Ray Tune; every trial tracked i
         [--tracking-uri URI] [--storage-path PATH] [--resume] [--seed S] [--smoke-test]
 
 On one 2-core CPU machine the default study (16 trials of 2,000 steps, 2 at a time, ASHA
-stopping the worst early) takes about 20 minutes; with GPUs (--gpus-per-trial > 0, the default
+stopping the worst early) takes about 16 minutes; with GPUs (--gpus-per-trial > 0, the default
 where this machine has one) it runs 48 trials of 20,000 steps, four to a GPU.
 """
 
