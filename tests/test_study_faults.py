@@ -145,12 +145,20 @@ def test_a_killed_driver_resumes_with_the_optuna_history_kept(tmp_path):
     assert "6 trials, 0 failed." in resumed.stdout
     _, parent, children = study_runs(uri, "gmm25_sweep")
     assert parent.info.run_name == study_dir.name and parent.info.status == "FINISHED"
-    assert len(children) == 6 and all(c.info.status in TERMINAL for c in children)
+    # A trial started after Tune's last save is unknown to the resumed study, which proposes
+    # it again: its run ends KILLED, marked lost. Every other run is one of the 6 trials.
+    lost = [c for c in children if "sigdist.lost" in c.data.tags]
+    assert len(children) - len(lost) == 6 and all(c.info.status == "KILLED" for c in lost)
+    assert all(c.info.status in TERMINAL for c in children)
     study = optuna.load_study(study_name=study_dir.name,
                               storage=f"sqlite:///{study_dir}.optuna.db")
-    assert len(study.trials) == 6  # nothing proposed twice, nothing lost
-    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
-    proposals = {json.dumps(t.params, sort_keys=True) for t in study.trials}
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == 6  # nothing proposed twice, nothing lost
+    # the lost proposals are marked FAIL (one may have been asked for but never started)
+    assert len(study.trials) - 6 >= len(lost)
+    assert all(t.state == optuna.trial.TrialState.FAIL for t in study.trials
+               if t not in complete)
+    proposals = {json.dumps(t.params, sort_keys=True) for t in complete}
     assert len(proposals) == 6  # a searcher restarted from scratch would repeat its first
     for trial_dir, results in trial_results(study_dir).items():
         if trial_dir in before and before[trial_dir]:

@@ -64,6 +64,18 @@ def ui_command(tracking_uri: str) -> str:
             "--host 127.0.0.1 --port 5000   # then open http://127.0.0.1:5000")
 
 
+def settle_lost_optuna_trials(storage_url: str, study_name: str) -> int:
+    """Optuna trials still RUNNING when the study has ended were proposed just before a driver
+    stopped and are unknown to the resumed study: mark them FAIL. Returns how many."""
+    import optuna
+
+    study = optuna.load_study(study_name=study_name, storage=storage_url)
+    lost = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    for trial in lost:
+        study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+    return len(lost)
+
+
 def optuna_figures(storage_url: str, study_name: str, metrics: Sequence[str]) -> dict[str, Any]:
     """Optuna's own plots of the study (matplotlib): optimisation history, parameter
     importances and, for two objectives, the Pareto front. A plot Optuna cannot draw yet (too

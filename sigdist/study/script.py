@@ -87,11 +87,13 @@ def report(options: StudyOptions, results) -> None:
         finish_study_run,
         optuna_figures,
         pareto_table,
+        settle_lost_optuna_trials,
         ui_command,
     )
     from sigdist.study.tracking import start_study_run
 
     parent = start_study_run(options.tracking_uri, options.experiment, options.name, {})
+    settle_lost_optuna_trials(optuna_storage_url(options), options.name)
     figures = optuna_figures(optuna_storage_url(options), options.name, options.metrics)
     finish_study_run(options.tracking_uri, parent, results, figures=figures,
                      metric=options.metrics[-1], mode=options.modes[-1])

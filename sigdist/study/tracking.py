@@ -25,6 +25,7 @@ TRIAL_TAG = "sigdist.trial_id"
 STUDY_TAG = "sigdist.study"
 PARENT_TAG = "mlflow.parentRunId"
 FAILURE_TAG = "sigdist.failure"
+LOST_TAG = "sigdist.lost"
 # Ray's bookkeeping in every result; not curves worth plotting.
 _NOT_METRICS = {"done", "training_iteration", "timestamp", "pid", "iterations_since_restore",
                 "time_since_restore", "time_this_iter_s"}
@@ -220,3 +221,14 @@ class MlflowTrialCallback(tune.Callback):
                 self.on_trial_complete(0, trials, trial)
             elif trial.status == "ERROR":
                 self.on_trial_error(0, trials, trial)
+        # A trial started after Tune last saved the study is unknown to a resumed study (its
+        # proposal is made again, as a new trial): its run ends KILLED and says so.
+        known = {trial.trial_id for trial in trials}
+        experiment_id = self.client.get_run(self.parent_run_id).info.experiment_id
+        for run in self.client.search_runs(
+                [experiment_id], f"tags.`{PARENT_TAG}` = '{self.parent_run_id}' and "
+                "attributes.status = 'RUNNING'"):
+            if run.data.tags.get(TRIAL_TAG) not in known:
+                self.client.set_tag(run.info.run_id, LOST_TAG, "the driver stopped before the "
+                                    "study saved this trial; the resumed study ran it anew")
+                self.client.set_terminated(run.info.run_id, status="KILLED")
