@@ -138,19 +138,27 @@ def optuna_storage_url(options: StudyOptions) -> str:
     return f"sqlite:///{os.path.join(local, options.name + '.optuna.db')}"
 
 
-def run_study(options: StudyOptions, *, verbose: int = 1):
-    """Run (or resume) the study; return Ray Tune's ResultGrid."""
+def open_study_run(options: StudyOptions) -> str:
+    """The study's MLflow parent run (created, or found again on --resume): its id."""
+    from sigdist.study.tracking import start_study_run
+
+    return start_study_run(options.tracking_uri, options.experiment, options.name,
+                           {f"study.{k}": v for k, v in asdict(options).items()
+                            if k not in ("base", "space")} | options.base)
+
+
+def run_study(options: StudyOptions, *, parent_run_id: str | None = None, verbose: int = 1):
+    """Run (or resume) the study under ``parent_run_id`` (default: :func:`open_study_run`);
+    return Ray Tune's ResultGrid."""
     import ray
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
     from sigdist.study.search import optuna_searcher
-    from sigdist.study.tracking import MlflowTrialCallback, start_study_run
+    from sigdist.study.tracking import MlflowTrialCallback
     from sigdist.study.trainable import train_sigdist
 
-    parent = start_study_run(options.tracking_uri, options.experiment, options.name,
-                             {f"study.{k}": v for k, v in asdict(options).items()
-                              if k not in ("base", "space")} | options.base)
+    parent = parent_run_id or open_study_run(options)
     ray.init(address=options.address, ignore_reinit_error=True, include_dashboard=False,
              log_to_driver=verbose > 1)
     trainable = tune.with_resources(

@@ -11,6 +11,7 @@ from typing import Any
 from sigdist.study.runner import (
     StudyOptions,
     check_options,
+    open_study_run,
     optuna_storage_url,
     prepare_tracking,
     run_study,
@@ -76,12 +77,13 @@ def main(script: StudyScript, argv: list[str] | None = None) -> int:
     print(f"study {name} ({kind} profile): {options.num_samples} trials, "
           f"{options.max_concurrent} at a time, {base['train.steps']} steps each; "
           f"tracking {tracking_uri}", flush=True)
-    results = run_study(options)
-    report(options, results)
+    parent = open_study_run(options)
+    results = run_study(options, parent_run_id=parent)
+    report(options, results, parent)
     return 1 if results.num_errors == len(results) else 0
 
 
-def report(options: StudyOptions, results) -> None:
+def report(options: StudyOptions, results, parent_run_id: str) -> None:
     from sigdist.study.report import (
         best_trials_table,
         finish_study_run,
@@ -90,12 +92,10 @@ def report(options: StudyOptions, results) -> None:
         settle_lost_optuna_trials,
         ui_command,
     )
-    from sigdist.study.tracking import start_study_run
-
-    parent = start_study_run(options.tracking_uri, options.experiment, options.name, {})
-    settle_lost_optuna_trials(optuna_storage_url(options), options.name)
-    figures = optuna_figures(optuna_storage_url(options), options.name, options.metrics)
-    finish_study_run(options.tracking_uri, parent, results, figures=figures,
+    storage_url = optuna_storage_url(options)
+    settle_lost_optuna_trials(storage_url, options.name)
+    figures = optuna_figures(storage_url, options.name, options.metrics)
+    finish_study_run(options.tracking_uri, parent_run_id, results, figures=figures,
                      metric=options.metrics[-1], mode=options.modes[-1])
     failed = [r for r in results if r.error]
     print(f"\n{len(results)} trials, {len(failed)} failed.")
