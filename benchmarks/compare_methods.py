@@ -1,17 +1,22 @@
 """The paper's tables, measured: modes, high quality and KL (mean and standard error over
 seeds) for each method with the same seeds, steps and networks. Table 1 on the 25-Gaussian grid
-(default), Table 2 with ``--set data.name=mnist3 --set model.size=M``.
+(default), Table 2 with ``--set data.name=mnist3 --sizes S M L``.
 
     python benchmarks/compare_methods.py [--methods sig gan gan_si] [--seeds 0 1 2 3 4]
-        [--set KEY=VALUE ...] [--workers 2] [--threads 1] [--json OUT]
+        [--sizes S M L] [--set KEY=VALUE ...] [--workers 2] [--threads 1] [--device cpu]
+        [--json OUT]
 
-Runs are independent processes (``--workers`` at a time, ``--threads`` torch threads each).
+Runs are independent processes (``--workers`` at a time, ``--threads`` torch threads each;
+with ``--device cuda`` they share the GPU). Without Ray or MLflow: where those cannot be
+installed (studies/mnist3_table2.py is the same grid through the study system). The JSON keeps
+every evaluation of every run (its learning curve) and its training time per step.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import statistics
 import sys
 import time
@@ -34,11 +39,35 @@ def run_one(job: tuple[dict, int]) -> dict:
     from sigdist.config import from_flat
     from sigdist.train import Trainer
 
-    flat, threads = job
+    flat, threads, progress = job
     torch.set_num_threads(threads)
+    history: list[dict] = []
+    evaluating = {"s": 0.0}
+
+    def report(trainer, metrics: dict) -> None:
+        history.append(dict(metrics))
+        if progress:  # one line per evaluation, so a run cut short still leaves its curve
+            with open(progress, "a") as fh:
+                fh.write(json.dumps({k: flat[k] for k in ("method", "model.size", "seed")}
+                                    | metrics) + "\n")
+
+    trainer = Trainer(from_flat(flat))
+    scorer_time = trainer.evaluate  # time evaluations apart from training
+
+    def timed_evaluate() -> dict:
+        begin = time.perf_counter()
+        try:
+            return scorer_time()
+        finally:
+            evaluating["s"] += time.perf_counter() - begin
+
+    trainer.evaluate = timed_evaluate
     start = time.perf_counter()
-    metrics = Trainer(from_flat(flat)).fit()
-    return {**flat, **metrics, "wall_s": time.perf_counter() - start}
+    metrics = trainer.fit(report=report)
+    wall = time.perf_counter() - start
+    train_s = wall - evaluating["s"]
+    return {**flat, **metrics, "wall_s": wall, "ms_per_step": 1000 * train_s / max(1, trainer.step),
+            "history": history}
 
 
 def mean_se(values: list[float]) -> str:
@@ -52,30 +81,41 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--methods", nargs="+", default=["gan", "gan_si", "sig"])
+    parser.add_argument("--sizes", nargs="+", default=None,
+                        help="model.size presets (image data), each a row per method")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--set", dest="assignments", action="append", default=[])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", default=None)
+    parser.add_argument("--progress", default=None,
+                        help="append every evaluation to this JSON-lines file as it happens")
     args = parser.parse_args()
-    base = from_assignments(args.assignments + ["run.device=cpu"])
-    jobs = [(base.replace(method=m, seed=s).to_flat(), args.threads)
-            for m in args.methods for s in args.seeds]
-    with ProcessPoolExecutor(args.workers) as pool:
+    base = from_assignments(args.assignments + [f"run.device={args.device}"])
+    sizes = args.sizes or [base.model.size]
+    jobs = [(base.replace(**{"method": m, "seed": s, "model.size": size}).to_flat()
+             if args.sizes else base.replace(method=m, seed=s).to_flat(), args.threads,
+             args.progress)
+            for size in sizes for m in args.methods for s in args.seeds]
+    # spawn: a forked child cannot use CUDA that its parent initialised
+    with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")
+                             ) as pool:
         results = list(pool.map(run_one, jobs))
-    print(f"{len(args.seeds)} seeds, {base.train.steps} steps, {base.data.name} "
-          f"(size {base.model.size}), {base.run.eval_samples} samples each")
-    print(f"{'method':12s} {'modes':>14s} {'high quality':>16s} {'KL':>16s} {'s/run':>7s}"
-          "   paper (modes / HQ / KL)")
-    for method in args.methods:
-        rows = [r for r in results if r["method"] == method]
-        paper = PAPER.get((base.data.name, method)) or PAPER.get(
-            (base.data.name, method, base.model.size))
-        print(f"{method:12s} {mean_se([r['modes'] for r in rows]):>14s} "
-              f"{mean_se([r['high_quality'] for r in rows]):>16s} "
-              f"{mean_se([r['kl'] for r in rows]):>16s} "
-              f"{statistics.mean(r['wall_s'] for r in rows):7.1f}   "
-              + (" / ".join(f"{v:g}" for v in paper) if paper else "-"))
+    print(f"{len(args.seeds)} seeds, {base.train.steps} steps, {base.data.name}, "
+          f"{base.run.eval_samples} samples each, {args.device}")
+    print(f"{'method':12s} {'size':>6s} {'modes':>14s} {'high quality':>16s} {'KL':>16s} "
+          f"{'ms/step':>8s}   paper (modes / HQ / KL)")
+    for size in sizes:
+        for method in args.methods:
+            rows = [r for r in results if r["method"] == method and r["model.size"] == size]
+            paper = PAPER.get((base.data.name, method)) or PAPER.get(
+                (base.data.name, method, size))
+            print(f"{method:12s} {size:>6s} {mean_se([r['modes'] for r in rows]):>14s} "
+                  f"{mean_se([r['high_quality'] for r in rows]):>16s} "
+                  f"{mean_se([r['kl'] for r in rows]):>16s} "
+                  f"{statistics.mean(r['ms_per_step'] for r in rows):8.1f}   "
+                  + (" / ".join(f"{v:g}" for v in paper) if paper else "-"))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 

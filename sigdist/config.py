@@ -25,7 +25,15 @@ TOY_DATASETS = ("gmm25", "ring", "ring_noise", "negbin", "poisson_negbin")
 IMAGE_DATASETS = ("mnist3",)
 DATASETS = TOY_DATASETS + IMAGE_DATASETS
 MNIST_SOURCES = ("auto", "mnist-60k", "mnist-5k")
-SIZES = ("S", "M", "L")
+# Named width presets of the image networks: (model.width_g, model.width_d), multipliers of the
+# generator widths (64, 32) and discriminator widths (8, 16) of Appendix C. The paper's own
+# (Kg, Kd) values for S, M and L are lost from its text; these were chosen from the measured
+# capacity x budget map (docs/stacked_mnist.md): S where plain DCGAN collapses, M where it is
+# partly covering, L where it covers the modes within a few thousand steps.
+WIDTH_PRESETS = {"S": (0.25, 0.25), "M": (0.5, 0.5), "L": (2.0, 2.0)}
+CUSTOM_SIZE = "custom"
+SIZES = (*WIDTH_PRESETS, CUSTOM_SIZE)
+MAX_WIDTH = 64.0  # 64 x Appendix C: a 4,096-channel generator layer
 LIKELIHOODS = ("gaussian", "poisson", "negbin")
 DEVICES = ("auto", "cpu", "cuda")
 LR_SCHEDULES = ("constant", "cosine")
@@ -56,9 +64,17 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    # S / M / L widths of the Stacked-MNIST DCGAN pair (paper, Appendix C); the toy MLPs
-    # (Section 5.2: two hidden layers of 100 for G, one of 100 for D) ignore it.
+    # A named width preset of the image networks (WIDTH_PRESETS), or "custom" where
+    # model.width_g / model.width_d are set directly; the toy MLPs (Section 5.2: two hidden
+    # layers of 100 for G, one of 100 for D) ignore all three.
     size: str = field(default="M", metadata=_choice(*SIZES))
+    # Multipliers of the Appendix C widths: generator 64*width_g, 32*width_g channels,
+    # discriminator 8*width_d, 16*width_d. Left out, they follow model.size; set, they make the
+    # size "custom" (or must match the preset named).
+    width_g: float = field(default=WIDTH_PRESETS["M"][0],
+                           metadata=_range(0.0, low_open=True, high=MAX_WIDTH))
+    width_d: float = field(default=WIDTH_PRESETS["M"][1],
+                           metadata=_range(0.0, low_open=True, high=MAX_WIDTH))
     # 0 means the data set's own default: 10 for the toys (Section 5.1), 256 for images (App. C).
     noise_dim: int = field(default=0, metadata=_range(0))
     hidden: int = field(default=100, metadata=_range(1))
@@ -135,8 +151,9 @@ class Config:
         return to_flat(self)
 
     def replace(self, **flat_updates: Any) -> Config:
-        """A validated copy with some dotted keys changed: ``cfg.replace(**{"loss.k": 64})``."""
-        return from_flat({**self.to_flat(), **flat_updates})
+        """A validated copy with some dotted keys changed: ``cfg.replace(**{"loss.k": 64})``.
+        Keys that follow a changed one (the widths of a new ``model.size``) follow it."""
+        return from_flat(merge_flat(self.to_flat(), flat_updates))
 
 
 def data_defaults(name: str) -> dict[str, Any]:
@@ -156,6 +173,53 @@ def data_defaults(name: str) -> dict[str, Any]:
                 "train.lr_schedule": "constant", "train.steps": 5000,
                 "loss.sigma_anneal_steps": 0, "run.eval_samples": 26_000, "method": "gan_si"}
     return {}
+
+
+WIDTH_KEYS = ("model.width_g", "model.width_d")
+
+
+def merge_flat(base: dict[str, Any], updates: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``updates`` over it, where a key that follows an updated one is dropped
+    from ``base`` so that it follows again: a new ``model.size`` brings its preset's widths, a
+    new width makes the size "custom"."""
+    merged = dict(base)
+    if "model.size" in updates:
+        for key in WIDTH_KEYS:
+            merged.pop(key, None)
+    if any(key in updates for key in WIDTH_KEYS):
+        merged.pop("model.size", None)
+    return {**merged, **updates}
+
+
+def _resolve_widths(flat: dict[str, Any]) -> dict[str, Any]:
+    """``model.size`` and the two width keys made consistent (the preset fills missing widths;
+    widths alone name their preset or "custom"), or :class:`ConfigError` where they disagree."""
+    size = flat.get("model.size")
+    given = {key: flat[key] for key in WIDTH_KEYS if key in flat}
+    if size is None and not given:
+        return flat
+    if size is not None and not isinstance(size, str):
+        return flat  # the type check reports it
+    if size in WIDTH_PRESETS:
+        preset = dict(zip(WIDTH_KEYS, WIDTH_PRESETS[size], strict=True))
+        for key, value in given.items():
+            if value != preset[key]:
+                raise ConfigError(
+                    f"config key '{key}': got {value!r} with model.size={size!r}, whose preset "
+                    f"is {key}={preset[key]!r}; allowed: leave model.size out (or set it to "
+                    f"'{CUSTOM_SIZE}') to choose widths, or leave {key} out")
+        return {**flat, **preset}
+    if size == CUSTOM_SIZE and len(given) < len(WIDTH_KEYS):
+        missing = [key for key in WIDTH_KEYS if key not in given]
+        raise ConfigError(f"config key 'model.size': got '{CUSTOM_SIZE}' without {missing[0]}; "
+                          f"allowed: '{CUSTOM_SIZE}' with both {' and '.join(WIDTH_KEYS)}, or "
+                          f"one of {', '.join(WIDTH_PRESETS)}")
+    if size is None:
+        widths = {**dict(zip(WIDTH_KEYS, WIDTH_PRESETS[ModelConfig.size], strict=True)), **given}
+        named = [name for name, pair in WIDTH_PRESETS.items()
+                 if tuple(widths[key] for key in WIDTH_KEYS) == pair]
+        return {**flat, **widths, "model.size": named[0] if named else CUSTOM_SIZE}
+    return flat  # an unknown size: the choice check reports it
 
 
 def _fields(cls: type) -> dict[str, dataclasses.Field]:
@@ -240,7 +304,7 @@ def from_flat(flat: dict[str, Any]) -> Config:
             f"allowed keys: {', '.join(known)}"
         )
     name = flat.get("data.name", DataConfig.name)
-    flat = {**(data_defaults(name) if isinstance(name, str) else {}), **flat}
+    flat = _resolve_widths(merge_flat(data_defaults(name) if isinstance(name, str) else {}, flat))
     top: dict[str, Any] = {}
     groups: dict[str, dict[str, Any]] = {}
     for key, value in flat.items():
@@ -315,7 +379,7 @@ def parse_assignment(text: str) -> tuple[str, Any]:
 def from_assignments(assignments: list[str], base: Config | None = None) -> Config:
     """A config from ``KEY=VALUE`` texts over ``base`` (None: the defaults of the data set)."""
     updates = dict(parse_assignment(text) for text in assignments)
-    return from_flat({**base.to_flat(), **updates} if base is not None else updates)
+    return from_flat(merge_flat(base.to_flat(), updates) if base is not None else updates)
 
 
 def save_json(cfg: Config, path: str) -> None:

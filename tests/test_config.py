@@ -5,6 +5,7 @@ import json
 import pytest
 
 from sigdist.config import (
+    WIDTH_PRESETS,
     Config,
     ConfigError,
     allowed_keys,
@@ -43,6 +44,30 @@ def test_missing_keys_take_defaults_and_int_widens_to_float():
     assert cfg.train.steps == Config().train.steps
 
 
+def test_size_presets_set_the_widths_and_widths_make_the_size():
+    for size, (width_g, width_d) in WIDTH_PRESETS.items():
+        cfg = from_flat({"model.size": size})
+        assert (cfg.model.width_g, cfg.model.width_d) == (width_g, width_d)
+        assert from_flat({"model.width_g": width_g, "model.width_d": width_d}).model.size == size
+    custom = from_assignments(["model.width_g=3", "model.width_d=1.5"])
+    assert (custom.model.size, custom.model.width_g, custom.model.width_d) == ("custom", 3.0, 1.5)
+    assert from_flat(custom.to_flat()) == custom
+    # one width alone keeps the default preset's other width
+    alone = from_flat({"model.width_g": 3.0})
+    assert alone.model.size == "custom" and alone.model.width_d == WIDTH_PRESETS["M"][1]
+    # replace follows: a new size brings its widths, a new width makes the size custom
+    assert custom.replace(**{"model.size": "L"}).model.width_g == WIDTH_PRESETS["L"][0]
+    assert Config().replace(**{"model.width_d": 7.0}).model.size == "custom"
+    assert from_assignments(["model.size=S"], base=custom).model.width_d == WIDTH_PRESETS["S"][1]
+
+
+def test_widths_that_contradict_the_named_preset_are_refused():
+    with pytest.raises(ConfigError, match=r"'model.width_g': got 9.0 with model.size='L'"):
+        from_flat({"model.size": "L", "model.width_g": 9.0})
+    with pytest.raises(ConfigError, match=r"'custom' without model.width_d"):
+        from_flat({"model.size": "custom", "model.width_g": 2.0})
+
+
 def test_json_round_trip(tmp_path):
     cfg = Config().replace(**{"loss.k": 17})
     path = tmp_path / "config.json"
@@ -60,12 +85,15 @@ def test_json_round_trip(tmp_path):
         ("loss.sigma", float("nan"), "> 0"),
         ("method", "vae2", "one of sig, gan, gan_si, wgan_gp, wgan_gp_si"),
         ("data.name", "cifar100", "one of gmm25"),
-        ("model.size", "XL", "one of S, M, L"),
+        ("model.size", "XL", "one of S, M, L, custom"),
         ("train.steps", 1.5, "an integer"),
         ("train.steps", True, "an integer"),
         ("loss.lam", "big", "a number"),
         ("loss.per_dim", 1, "true or false"),
         ("train.beta1", 1.5, "<= 1"),
+        ("model.width_g", 0.0, "> 0"),
+        ("model.width_d", 65.0, "<= 64"),
+        ("model.width_g", "wide", "a number"),
     ],
 )
 def test_bad_values_name_key_value_and_rule(key, value, allowed):

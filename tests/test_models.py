@@ -33,21 +33,31 @@ def test_negbin_generator_emits_two_parameters_per_dimension():
     assert build_generator(cfg, (1,))(torch.randn(5, 10)).shape == (5, 2)
 
 
-@pytest.mark.parametrize(("size", "g_widths", "d_widths"), [
-    ("S", [64, 32, 8], [4, 8, 16]),
-    ("M", [64, 32, 8], [8, 16, 32]),
-    ("L", [128, 64, 16], [8, 16, 32]),
+@pytest.mark.parametrize(("width_g", "width_d", "g_widths", "d_widths"), [
+    (1.0, 1.0, [64, 32, 3], [16, 32]),  # Appendix C's widths
+    (4.0, 4.0, [256, 128, 3], [64, 128]),  # the textbook DCGAN
+    (0.25, 0.5, [16, 8, 3], [8, 16]),
 ])
-def test_stacked_mnist_pair_appendix_c(size, g_widths, d_widths):
-    gen, disc = DCGAN28Generator(size), DCGAN28Discriminator(size)
+def test_stacked_mnist_pair_widths(width_g, width_d, g_widths, d_widths):
+    gen, disc = DCGAN28Generator(width_g), DCGAN28Discriminator(width_d)
     images = gen(torch.randn(4, 256))
     assert images.shape == (4, 3, 28, 28)
     assert 0.0 <= images.min() and images.max() <= 1.0
     assert disc(images).shape == (4,)
     assert _widths(gen, torch.nn.ConvTranspose2d) == g_widths
     assert _widths(disc, torch.nn.Conv2d) == d_widths
-    kernels = {m.kernel_size for m in gen.modules() if isinstance(m, torch.nn.modules.conv._ConvNd)}
-    assert kernels == {(4, 4)}
+    # no FC bottleneck in front of the generator; batch norm in the discriminator
+    assert not any(isinstance(m, torch.nn.Linear) for m in gen.modules())
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in disc.modules()) == 1
+
+
+def test_config_widths_reach_the_networks():
+    cfg = Config().replace(**{"model.width_g": 2.0, "model.width_d": 0.5})
+    gen, disc = build_generator(cfg, (3, 28, 28)), build_discriminator(cfg, (3, 28, 28))
+    assert _widths(gen, torch.nn.ConvTranspose2d) == [128, 64, 3]
+    assert _widths(disc, torch.nn.Conv2d) == [8, 16]
+    critic = build_discriminator(cfg.replace(method="wgan_gp"), (3, 28, 28))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in critic.modules())
 
 
 def test_config_builds_image_networks():
@@ -58,5 +68,5 @@ def test_config_builds_image_networks():
 
 
 def test_cifar_pair_shapes():
-    gen, disc = DCGAN32Generator("M"), DCGAN32Discriminator("M")
+    gen, disc = DCGAN32Generator(0.5), DCGAN32Discriminator(0.5)
     assert disc(gen(torch.randn(3, 128))).shape == (3,)

@@ -9,19 +9,21 @@ import pytest
 from browser import free_port, mlflow_server
 from studyrun import TERMINAL, run_script, study_runs
 
-from sigdist.config import Config, from_flat, parse_assignment
+from sigdist.config import WIDTH_PRESETS, Config, from_flat, parse_assignment
 from sigdist.study.report import pareto_front
 
 
-def table_rows(stdout: str, title: str) -> list[list[str]]:
+def table_rows(stdout: str, title: str) -> list[dict[str, str]]:
+    """The printed table under ``title``, each row a dict by its header."""
     lines = stdout.split(title)[1].strip().splitlines()
-    assert lines[0].split() == ["method", "lam", "k", "size", "modes", "kl", "high_quality",
-                                "step"]
+    header = lines[0].split()
+    assert header == ["method", "lam", "k", "size", "width", "modes", "kl", "high_quality",
+                      "step"]
     rows = []
     for line in lines[1:]:
         if not line.strip():
             break
-        rows.append(line.split())
+        rows.append(dict(zip(header, line.split(), strict=True)))
     return rows
 
 
@@ -30,11 +32,13 @@ def test_smoke_sweep_prints_progress_best_trials_and_the_ui_command(gmm25_smoke)
     assert "Trial status:" in result.stdout  # Ray's progress table while it runs
     rows = table_rows(result.stdout, "best trials (lowest KL):")
     assert 1 <= len(rows) <= 4
-    kls = [float(row[5]) for row in rows]
+    kls = [float(row["kl"]) for row in rows]
     assert kls == sorted(kls)
-    for method, lam, k, size, modes, *_ in rows:
-        assert method in ("gan", "gan_si") and int(k) in (16, 32) and size == "M"
-        assert (float(lam) == 0.0) == (method == "gan") and 0 <= int(modes) <= 25
+    for row in rows:
+        assert row["method"] in ("gan", "gan_si") and int(row["k"]) in (16, 32)
+        assert row["size"] == "M" and float(row["width"]) == WIDTH_PRESETS["M"][0]
+        assert (float(row["lam"]) == 0.0) == (row["method"] == "gan")
+        assert 0 <= int(row["modes"]) <= 25
     assert f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1" in result.stdout
 
 
@@ -90,9 +94,9 @@ def test_mnist3_smoke_sweep_reports_a_pareto_front(tmp_path, mnist_root):
     assert result.returncode == 0, result.stderr[-3000:]
     front = table_rows(result.stdout, "Pareto front (high quality vs KL):")
     everyone = table_rows(result.stdout, "best trials (lowest KL):")
-    points = [(float(r[6]), float(r[5])) for r in everyone]
+    points = [(float(r["high_quality"]), float(r["kl"])) for r in everyone]
     expected = {points[i] for i in pareto_front(points, ["max", "min"])}
-    assert {(float(r[6]), float(r[5])) for r in front} == expected
+    assert {(float(r["high_quality"]), float(r["kl"])) for r in front} == expected
     client, parent, children = study_runs(uri, "mnist3_sweep_smoke")
     assert len(children) == 3 and all(c.info.status in TERMINAL for c in children)
     assert all(c.data.params["data.root"] == mnist_root for c in children)

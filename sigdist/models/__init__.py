@@ -43,9 +43,9 @@ def build_generator(cfg: Config, data_shape: tuple[int, ...]) -> nn.Module:
         out_dim = math.prod(data_shape) * likelihood_params(cfg.loss.likelihood)
         return MLPGenerator(noise_dim, out_dim, hidden=cfg.model.hidden)
     if tuple(data_shape[-2:]) == (28, 28):
-        return DCGAN28Generator(cfg.model.size, noise_dim, channels=data_shape[0])
+        return DCGAN28Generator(cfg.model.width_g, noise_dim, channels=data_shape[0])
     if tuple(data_shape) == (3, 32, 32):
-        return DCGAN32Generator(cfg.model.size, noise_dim)
+        return DCGAN32Generator(cfg.model.width_g, noise_dim)
     raise ValueError(f"no generator for data of shape {data_shape}")
 
 
@@ -53,7 +53,8 @@ def build_discriminator(cfg: Config, data_shape: tuple[int, ...]) -> nn.Module:
     if len(data_shape) == 1:
         return MLPDiscriminator(math.prod(data_shape), hidden=cfg.model.hidden)
     if tuple(data_shape[-2:]) == (28, 28):
-        return DCGAN28Discriminator(cfg.model.size, channels=data_shape[0])
+        return DCGAN28Discriminator(cfg.model.width_d, channels=data_shape[0],
+                                    batchnorm=not cfg.method.startswith("wgan"))
     if tuple(data_shape) == (3, 32, 32):
-        return DCGAN32Discriminator(cfg.model.size)
+        return DCGAN32Discriminator(cfg.model.width_d)
     raise ValueError(f"no discriminator for data of shape {data_shape}")

@@ -1,20 +1,19 @@
 """A 32 x 32 x 3 DCGAN pair for CIFAR-10 (Table 3), in the standard DCGAN layout of Radford et al.
-with the same S / M / L width multipliers as the Stacked-MNIST networks."""
+with its widths multiplied by ``model.width_g`` / ``model.width_d`` (1: DCGAN's own widths)."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from sigdist.models.dcgan28 import SIZE_MULTIPLIERS, _width
+from sigdist.models.dcgan28 import scaled_width
 
 
 class DCGAN32Generator(nn.Module):
-    def __init__(self, size: str = "M", noise_dim: int = 128, base: int = 64) -> None:
+    def __init__(self, width: float = 1.0, noise_dim: int = 128, base: int = 64) -> None:
         super().__init__()
-        kg, _ = SIZE_MULTIPLIERS[size]
         self.noise_dim = noise_dim
-        w1, w2, w3 = _width(4 * base, kg), _width(2 * base, kg), _width(base, kg)
+        w1, w2, w3 = (scaled_width(b, width) for b in (4 * base, 2 * base, base))
         self.w1 = w1
         self.fc = nn.Sequential(nn.Linear(noise_dim, 4 * 4 * w1), nn.BatchNorm1d(4 * 4 * w1),
                                 nn.ReLU())
@@ -30,10 +29,9 @@ class DCGAN32Generator(nn.Module):
 
 
 class DCGAN32Discriminator(nn.Module):
-    def __init__(self, size: str = "M", base: int = 64) -> None:
+    def __init__(self, width: float = 1.0, base: int = 64) -> None:
         super().__init__()
-        _, kd = SIZE_MULTIPLIERS[size]
-        w1, w2, w3 = _width(base, kd), _width(2 * base, kd), _width(4 * base, kd)
+        w1, w2, w3 = (scaled_width(b, width) for b in (base, 2 * base, 4 * base))
         self.net = nn.Sequential(
             nn.Conv2d(3, w1, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
             nn.Conv2d(w1, w2, 4, stride=2, padding=1), nn.LeakyReLU(0.2),

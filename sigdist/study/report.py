@@ -10,7 +10,8 @@ from typing import Any
 
 # (title, config key or metric, width, format): trials' configs, then their last metrics
 CONFIG_COLUMNS = (("method", "method", 8, "s"), ("lam", "loss.lam", 8, ".3g"),
-                  ("k", "loss.k", 5, "d"), ("size", "model.size", 4, "s"))
+                  ("k", "loss.k", 5, "d"), ("size", "model.size", 6, "s"),
+                  ("width", "model.width_g", 6, ".3g"))
 METRIC_COLUMNS = (("modes", "modes", 6, ".0f"), ("kl", "kl", 8, ".3f"),
                   ("high_quality", "high_quality", 12, ".3f"), ("step", "step", 6, ".0f"))
 
@@ -109,7 +110,8 @@ def finish_study_run(tracking_uri: str, parent_run_id: str, results, *,
 
     client = MlflowClient(tracking_uri)
     for name, figure in figures.items():
-        client.log_figure(parent_run_id, figure, f"optuna/{name}.png")
+        folder = "grid" if name in ("capacity_map", "learning_curves") else "optuna"
+        client.log_figure(parent_run_id, figure, f"{folder}/{name}.png")
         plt.close(figure)
     rows = sorted(_rows(results), key=lambda row: row[1][metric], reverse=(mode == "max"))
     if rows:

@@ -5,13 +5,14 @@ the tracking server is checked, before Ray starts: bad input starts nothing."""
 from __future__ import annotations
 
 import argparse
+import functools
 import glob
 import os
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sigdist.config import ConfigError, from_flat, parse_assignment
+from sigdist.config import WIDTH_KEYS, WIDTH_PRESETS, ConfigError, from_flat, parse_assignment
 
 # The objectives a study can optimise: one metric, or two for a Pareto front (quality vs
 # coverage). ASHA needs one metric to compare trials; it always uses the first coverage metric.
@@ -35,6 +36,10 @@ class StudyOptions:
     objective: str = "kl"
     resume: bool = False
     space: dict[str, Any] = field(default_factory=dict)  # options of define_search_space
+    # A grid study (no Optuna, no early stopping): every combination of these values, each
+    # once; a ``tied`` key takes the value of another key of the same trial.
+    grid: dict[str, tuple] = field(default_factory=dict)
+    tied: dict[str, str] = field(default_factory=dict)
 
     @property
     def metrics(self) -> list[str]:
@@ -147,6 +152,30 @@ def open_study_run(options: StudyOptions) -> str:
                             if k not in ("base", "space")} | options.base)
 
 
+def _value_of(key: str, config: dict[str, Any]) -> Any:
+    return config[key]
+
+
+def _preset_width(key: str, config: dict[str, Any]) -> float:
+    return dict(zip(WIDTH_KEYS, WIDTH_PRESETS[config["model.size"]], strict=True))[key]
+
+
+def param_space(options: StudyOptions) -> dict[str, Any]:
+    """The trials' common config, with a grid study's grid and tied keys as Ray Tune specs."""
+    from ray import tune
+
+    space: dict[str, Any] = dict(options.base)
+    for key, values in options.grid.items():
+        space[key] = tune.grid_search(list(values))
+    for key, source in options.tied.items():
+        # a partial of a module-level function pickles with the study's state
+        space[key] = tune.sample_from(functools.partial(_value_of, source))
+    if "model.size" in options.grid:  # a preset's widths follow it
+        for key in WIDTH_KEYS:
+            space[key] = tune.sample_from(functools.partial(_preset_width, key))
+    return space
+
+
 def run_study(options: StudyOptions, *, parent_run_id: str | None = None, verbose: int = 1):
     """Run (or resume) the study under ``parent_run_id`` (default: :func:`open_study_run`);
     return Ray Tune's ResultGrid."""
@@ -167,19 +196,22 @@ def run_study(options: StudyOptions, *, parent_run_id: str | None = None, verbos
         # The searcher (Optuna's history), scheduler and callbacks come back from the study
         # directory; unfinished trials continue from their last checkpoints.
         tuner = tune.Tuner.restore(options.study_dir, trainable, resume_unfinished=True,
-                                   resume_errored=False, param_space=options.base)
+                                   resume_errored=False, param_space=param_space(options))
         return tuner.fit()
-    searcher = optuna_searcher(options.metrics, options.modes, seed=options.seed,
-                               storage_url=optuna_storage_url(options),
-                               study_name=options.name, **options.space)
-    # Each report is one evaluation; ASHA compares trials at equal numbers of evaluations.
-    steps, every = options.base["train.steps"], options.base["run.eval_every"]
-    max_t = max(1, -(-steps // every))
-    scheduler = ASHAScheduler(metric=SCHEDULER_METRIC[0], mode=SCHEDULER_METRIC[1],
-                              max_t=max_t, grace_period=max(1, max_t // 4), reduction_factor=2)
+    searcher = scheduler = None  # a grid study runs every cell to its last step
+    if not options.grid:
+        searcher = optuna_searcher(options.metrics, options.modes, seed=options.seed,
+                                   storage_url=optuna_storage_url(options),
+                                   study_name=options.name, **options.space)
+        # Each report is one evaluation; ASHA compares trials at equal numbers of evaluations.
+        steps, every = options.base["train.steps"], options.base["run.eval_every"]
+        max_t = max(1, -(-steps // every))
+        scheduler = ASHAScheduler(metric=SCHEDULER_METRIC[0], mode=SCHEDULER_METRIC[1],
+                                  max_t=max_t, grace_period=max(1, max_t // 4),
+                                  reduction_factor=2)
     tuner = tune.Tuner(
         trainable,
-        param_space=options.base,
+        param_space=param_space(options),
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
                                     num_samples=options.num_samples,
                                     max_concurrent_trials=options.max_concurrent,

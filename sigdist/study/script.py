@@ -8,6 +8,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from sigdist.config import parse_assignment
 from sigdist.study.runner import (
     StudyOptions,
     check_options,
@@ -29,6 +30,9 @@ class Profile:
     num_samples: int
     max_concurrent: int
     space: dict[str, Any] = field(default_factory=dict)
+    # a grid study instead of Optuna's search (see StudyOptions.grid / .tied)
+    grid: dict[str, tuple] = field(default_factory=dict)
+    tied: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,13 @@ def main(script: StudyScript, argv: list[str] | None = None) -> int:
     kind, profile = script.profile(args)
     base = validated_base({**profile.base, "data.name": script.data_name, "seed": args.seed},
                           args.set, parser)
+    # a key the user sets is pinned: it leaves the grid (and stops following another key)
+    pinned = {parse_assignment(text)[0] for text in args.set}
+    grid = {k: v for k, v in profile.grid.items() if k not in pinned}
+    tied = {k: v for k, v in profile.tied.items() if k not in pinned}
+    if profile.grid and not grid:
+        parser.error("--set pins every key of the grid: " + ", ".join(profile.grid)
+                     + "; nothing is left to compare (run `sigdist train` for one run)")
     experiment = script.prefix + ("_smoke" if args.smoke_test else "")
     name = study_name(args, experiment, parser)
     tracking_uri = prepare_tracking(args, parser)
@@ -73,7 +84,7 @@ def main(script: StudyScript, argv: list[str] | None = None) -> int:
         seed=args.seed, address=args.address, storage_path=os.path.abspath(args.storage_path)
         if "://" not in args.storage_path else args.storage_path,
         tracking_uri=tracking_uri, objective=args.objective, resume=args.resume,
-        space=profile.space)
+        space=profile.space, grid=grid, tied=tied)
     print(f"study {name} ({kind} profile): {options.num_samples} trials, "
           f"{options.max_concurrent} at a time, {base['train.steps']} steps each; "
           f"tracking {tracking_uri}", flush=True)
@@ -81,6 +92,42 @@ def main(script: StudyScript, argv: list[str] | None = None) -> int:
     results = run_study(options, parent_run_id=parent)
     report(options, results, parent)
     return 1 if results.num_errors == len(results) else 0
+
+
+def grid_report(options: StudyOptions):
+    """A grid study's report: its table (printed, and written as ``grid.md`` beside Ray's
+    results) and the capacity x budget map, both per cell over the seeds."""
+    from sigdist.study.grid import (
+        capacity_map_figure,
+        grid_rows,
+        learning_curves_figure,
+        summarize,
+        summary_table,
+    )
+
+    keys = [k for k in options.grid if k != "seed"]
+
+    def make(results) -> dict[str, Any]:
+        summary = summarize(grid_rows(results, keys), keys)
+        table = summary_table(summary, keys)
+        print("\ngrid (mean ± standard error over seeds; each seed's value in brackets):")
+        print(table)
+        if "://" not in options.study_dir and os.path.isdir(options.study_dir):
+            with open(os.path.join(options.study_dir, "grid.md"), "w") as fh:
+                fh.write(table + "\n")
+        if not summary:
+            return {}
+        figures = {"learning_curves": learning_curves_figure(summary, keys, title=options.name)}
+        x_key = keys[-1]
+        if len(keys) >= 2 and all(isinstance(e[x_key], int | float) for e in summary):
+            figures["capacity_map"] = capacity_map_figure(summary, x_key=x_key,
+                                                          line_key=keys[0], title=options.name)
+        if "://" not in options.study_dir and os.path.isdir(options.study_dir):
+            for name, figure in figures.items():
+                figure.savefig(os.path.join(options.study_dir, f"{name}.png"), dpi=100)
+        return figures
+
+    return make
 
 
 def report(options: StudyOptions, results, parent_run_id: str) -> None:
@@ -92,9 +139,12 @@ def report(options: StudyOptions, results, parent_run_id: str) -> None:
         settle_lost_optuna_trials,
         ui_command,
     )
-    storage_url = optuna_storage_url(options)
-    settle_lost_optuna_trials(storage_url, options.name)
-    figures = optuna_figures(storage_url, options.name, options.metrics)
+    if options.grid:
+        figures = grid_report(options)(results)
+    else:
+        storage_url = optuna_storage_url(options)
+        settle_lost_optuna_trials(storage_url, options.name)
+        figures = optuna_figures(storage_url, options.name, options.metrics)
     finish_study_run(options.tracking_uri, parent_run_id, results, figures=figures,
                      metric=options.metrics[-1], mode=options.modes[-1])
     failed = [r for r in results if r.error]

@@ -10,27 +10,38 @@ from typing import Any
 import optuna
 from ray.tune.search.optuna import OptunaSearch
 
+from sigdist.config import CUSTOM_SIZE, WIDTH_KEYS, WIDTH_PRESETS
+
 
 def define_search_space(trial: optuna.Trial, *, lam_range: tuple[float, float] = (1e-2, 1e1),
                         k_choices: Sequence[int] = (16, 64, 256),
                         sizes: Sequence[str] = ("S", "M", "L"),
+                        width_range: tuple[float, float] | None = None,
                         lr_choices: Sequence[float] | None = None,
                         sigma_range: tuple[float, float] | None = None) -> dict[str, Any]:
     """Define-by-run space: ``method`` gan (the baseline, lambda = 0) or gan_si with
-    ``loss.lam`` log-uniform in ``lam_range``; ``loss.k`` and ``model.size`` categorical;
-    optionally the learning rate (both networks) and the kernel width sigma of L_K.
-    Every name is a config key, so a suggestion is a valid flat config fragment."""
+    ``loss.lam`` log-uniform in ``lam_range``; ``loss.k`` categorical; the networks' width
+    either a preset ``model.size`` (categorical over ``sizes``) or, with ``width_range``,
+    ``model.width_g`` log-uniform (the discriminator's ``model.width_d`` the same); optionally
+    the learning rate (both networks) and the kernel width sigma of L_K.
+    Every name is a config key, so a suggestion is a valid flat config fragment; the constants
+    returned keep the fragment consistent (a preset's widths, a searched width's "custom")."""
     method = trial.suggest_categorical("method", ["gan", "gan_si"])
+    fixed: dict[str, Any] = {"loss.lam": 0.0} if method == "gan" else {}
     if method == "gan_si":
         trial.suggest_float("loss.lam", *lam_range, log=True)
         if sigma_range is not None:
             trial.suggest_float("loss.sigma", *sigma_range, log=True)
     trial.suggest_categorical("loss.k", list(k_choices))
-    trial.suggest_categorical("model.size", list(sizes))
+    if width_range is not None:
+        width = trial.suggest_float("model.width_g", *width_range, log=True)
+        fixed |= {"model.width_d": width, "model.size": CUSTOM_SIZE}
+    else:
+        size = trial.suggest_categorical("model.size", list(sizes))
+        fixed |= dict(zip(WIDTH_KEYS, WIDTH_PRESETS[size], strict=True))
     if lr_choices is not None:
-        lr = trial.suggest_categorical("train.lr", list(lr_choices))
-        return {"train.lr_d": lr, **({"loss.lam": 0.0} if method == "gan" else {})}
-    return {"loss.lam": 0.0} if method == "gan" else None
+        fixed["train.lr_d"] = trial.suggest_categorical("train.lr", list(lr_choices))
+    return fixed
 
 
 def optuna_searcher(metric: str | list[str], mode: str | list[str], *, seed: int,

@@ -144,7 +144,8 @@ class MlflowTrialCallback(tune.Callback):
         else:
             config = trial.config
             name = (f"{trial.trial_id} {config.get('method')} lam={config.get('loss.lam', 0):.3g}"
-                    f" k={config.get('loss.k')} {config.get('model.size')}")
+                    f" k={config.get('loss.k')} {config.get('model.size')}"
+                    f" w={config.get('model.width_g', 0):.3g}")
             run_id = self.client.create_run(
                 experiment_id, run_name=name,
                 tags={TRIAL_TAG: trial.trial_id, PARENT_TAG: self.parent_run_id}).info.run_id
