@@ -26,7 +26,7 @@ from sigdist.train import Trainer  # noqa: E402
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", default="M", choices=("S", "M", "L"))
+    parser.add_argument("--size", default="M", choices=("S", "M", "L", "XL"))
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--root", default="data")

@@ -40,6 +40,8 @@ def run_one(job: tuple[dict, int]) -> dict:
     from sigdist.train import Trainer
 
     flat, threads, progress = job
+    flat = dict(flat)
+    variant = flat.pop("variant")
     torch.set_num_threads(threads)
     history: list[dict] = []
     evaluating = {"s": 0.0}
@@ -48,8 +50,8 @@ def run_one(job: tuple[dict, int]) -> dict:
         history.append(dict(metrics))
         if progress:  # one line per evaluation, so a run cut short still leaves its curve
             with open(progress, "a") as fh:
-                fh.write(json.dumps({k: flat[k] for k in ("method", "model.size", "seed")}
-                                    | metrics) + "\n")
+                fh.write(json.dumps({k: flat[k] for k in ("method", "model.width_g", "seed")}
+                                    | {"variant": variant} | metrics) + "\n")
 
     trainer = Trainer(from_flat(flat))
     scorer_time = trainer.evaluate  # time evaluations apart from training
@@ -66,7 +68,7 @@ def run_one(job: tuple[dict, int]) -> dict:
     metrics = trainer.fit(report=report)
     wall = time.perf_counter() - start
     train_s = wall - evaluating["s"]
-    return {**flat, **metrics, "wall_s": wall, "ms_per_step": 1000 * train_s / max(1, trainer.step),
+    return {**flat, "variant": variant, **metrics, "wall_s": wall, "ms_per_step": 1000 * train_s / max(1, trainer.step),
             "history": history}
 
 
@@ -83,6 +85,8 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=["gan", "gan_si", "sig"])
     parser.add_argument("--sizes", nargs="+", default=None,
                         help="model.size presets (image data), each a row per method")
+    parser.add_argument("--widths", nargs="+", type=float, default=None,
+                        help="or widths (model.width_g = model.width_d), a row each")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--set", dest="assignments", action="append", default=[])
@@ -93,25 +97,30 @@ def main() -> None:
                         help="append every evaluation to this JSON-lines file as it happens")
     args = parser.parse_args()
     base = from_assignments(args.assignments + [f"run.device={args.device}"])
-    sizes = args.sizes or [base.model.size]
-    jobs = [(base.replace(**{"method": m, "seed": s, "model.size": size}).to_flat()
-             if args.sizes else base.replace(method=m, seed=s).to_flat(), args.threads,
-             args.progress)
-            for size in sizes for m in args.methods for s in args.seeds]
+    # each variant: a label and the keys it sets (a preset, a width, or the base's own)
+    if args.widths:
+        variants = {f"{w:g}": {"model.width_g": w, "model.width_d": w} for w in args.widths}
+    elif args.sizes:
+        variants = {size: {"model.size": size} for size in args.sizes}
+    else:
+        variants = {base.model.size: {}}
+    jobs = [({**base.replace(**{"method": m, "seed": s, **keys}).to_flat(), "variant": label},
+             args.threads, args.progress)
+            for label, keys in variants.items() for m in args.methods for s in args.seeds]
     # spawn: a forked child cannot use CUDA that its parent initialised
     with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")
                              ) as pool:
         results = list(pool.map(run_one, jobs))
     print(f"{len(args.seeds)} seeds, {base.train.steps} steps, {base.data.name}, "
           f"{base.run.eval_samples} samples each, {args.device}")
-    print(f"{'method':12s} {'size':>6s} {'modes':>14s} {'high quality':>16s} {'KL':>16s} "
+    print(f"{'method':12s} {'variant':>7s} {'modes':>14s} {'high quality':>16s} {'KL':>16s} "
           f"{'ms/step':>8s}   paper (modes / HQ / KL)")
-    for size in sizes:
+    for size in variants:
         for method in args.methods:
-            rows = [r for r in results if r["method"] == method and r["model.size"] == size]
+            rows = [r for r in results if r["method"] == method and r["variant"] == size]
             paper = PAPER.get((base.data.name, method)) or PAPER.get(
                 (base.data.name, method, size))
-            print(f"{method:12s} {size:>6s} {mean_se([r['modes'] for r in rows]):>14s} "
+            print(f"{method:12s} {size:>7s} {mean_se([r['modes'] for r in rows]):>14s} "
                   f"{mean_se([r['high_quality'] for r in rows]):>16s} "
                   f"{mean_se([r['kl'] for r in rows]):>16s} "
                   f"{statistics.mean(r['ms_per_step'] for r in rows):8.1f}   "

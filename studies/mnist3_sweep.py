@@ -1,13 +1,14 @@
 """Sweep DCGAN-SI on Stacked MNIST (Table 2): Optuna over lam (with plain DCGAN, lam = 0, as a
-baseline arm), K and network size S/M/L, through Ray Tune; every trial tracked in MLflow.
+baseline arm), K and network width, through Ray Tune; every trial tracked in MLflow.
 
     ray up cluster.yaml      # or nothing, for this machine alone
     python studies/mnist3_sweep.py [--address auto] [--num-samples N] [--max-concurrent N]
         [--cpus-per-trial C] [--gpus-per-trial G] [--objective kl|pareto]
         [--tracking-uri URI] [--storage-path PATH] [--resume] [--seed S] [--smoke-test]
 
-On one 2-core CPU machine the default study (16 trials of 2,000 steps, 2 at a time, ASHA
-stopping the worst early) takes about 16 minutes; with GPUs (--gpus-per-trial > 0, the default
+On one 2-core CPU machine the default study (20 trials of 3,000 steps, 2 at a time, ASHA
+stopping the worst early, widths 0.125 to 1 where the capacity map shows plain DCGAN going from
+collapsed to covering) takes about 20 minutes; with GPUs (--gpus-per-trial > 0, the default
 where this machine has one) it runs 48 trials of 20,000 steps, four to a GPU.
 """
 
@@ -22,14 +23,15 @@ MNIST3 = StudyScript(
     smoke=Profile(base={"train.steps": 8, "run.eval_every": 4, "run.eval_samples": 500,
                         "train.batch_size": 16, "data.source": "mnist-5k"},
                   num_samples=3, max_concurrent=2,
-                  space={"k_choices": (8, 16), "sizes": ("S",)}),
-    # sized for ~20 minutes on 2 cores: an L step with K = 128 alone takes ~0.37 s on one thread
-    cpu=Profile(base={"train.steps": 2000, "run.eval_every": 500, "run.eval_samples": 10000},
-                num_samples=16, max_concurrent=2,
-                space={"k_choices": (16, 32, 64), "sizes": ("S", "M", "L")}),
+                  space={"k_choices": (8, 16), "width_range": (0.125, 0.25)}),
+    # sized for ~20 minutes on 2 cores (a step takes 15 ms at width 0.125, 35 ms at 1, one
+    # thread); widths where the capacity map (docs/stacked_mnist.md) shows the choice matters
+    cpu=Profile(base={"train.steps": 3000, "run.eval_every": 750, "run.eval_samples": 10000},
+                num_samples=20, max_concurrent=2,
+                space={"k_choices": (16, 32, 64), "width_range": (0.125, 1.0)}),
     gpu=Profile(base={"train.steps": 20000, "run.eval_every": 2000},
                 num_samples=48, max_concurrent=16,
-                space={"k_choices": (16, 64, 256, 1024), "sizes": ("S", "M", "L")}),
+                space={"k_choices": (16, 64, 256, 1024), "width_range": (0.125, 4.0)}),
 )
 
 if __name__ == "__main__":

@@ -85,7 +85,7 @@ def test_json_round_trip(tmp_path):
         ("loss.sigma", float("nan"), "> 0"),
         ("method", "vae2", "one of sig, gan, gan_si, wgan_gp, wgan_gp_si"),
         ("data.name", "cifar100", "one of gmm25"),
-        ("model.size", "XL", "one of S, M, L, custom"),
+        ("model.size", "XXL", "one of S, M, L, XL, custom"),
         ("train.steps", 1.5, "an integer"),
         ("train.steps", True, "an integer"),
         ("loss.lam", "big", "a number"),
