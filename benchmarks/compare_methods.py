@@ -68,8 +68,8 @@ def run_one(job: tuple[dict, int]) -> dict:
     metrics = trainer.fit(report=report)
     wall = time.perf_counter() - start
     train_s = wall - evaluating["s"]
-    return {**flat, "variant": variant, **metrics, "wall_s": wall, "ms_per_step": 1000 * train_s / max(1, trainer.step),
-            "history": history}
+    return {**flat, "variant": variant, **metrics, "wall_s": wall,
+            "ms_per_step": 1000 * train_s / max(1, trainer.step), "history": history}
 
 
 def mean_se(values: list[float]) -> str:

@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-METRICS = ("modes", "kl", "high_quality")
+METRICS = ("modes", "kl", "high_quality", "inception_score_digit")
 
 
 def grid_rows(results, keys: Sequence[str]) -> list[dict[str, Any]]:
@@ -22,10 +22,11 @@ def grid_rows(results, keys: Sequence[str]) -> list[dict[str, Any]]:
         if history is None or "step" not in history:
             continue
         for record in history.to_dict("records"):
-            if not all(isinstance(record.get(m), int | float) for m in METRICS):
+            if not all(isinstance(record.get(m), int | float) for m in METRICS[:3]):
                 continue
             rows.append({**{k: result.config[k] for k in keys}, "seed": result.config["seed"],
-                         "step": int(record["step"]), **{m: float(record[m]) for m in METRICS}})
+                         "step": int(record["step"]),
+                         **{m: float(record.get(m, float("nan"))) for m in METRICS}})
     return rows
 
 
@@ -49,7 +50,7 @@ def summarize(rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> list[dict[
 
 def summary_table(summary: Sequence[dict[str, Any]], keys: Sequence[str]) -> str:
     """Markdown: one line per cell, mean ± standard error (seeds' values in brackets)."""
-    head = [*keys, "step", "seeds", "modes", "KL", "high quality"]
+    head = [*keys, "step", "seeds", "modes", "KL", "high quality", "IS (digits)"]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for entry in sorted(summary, key=lambda e: (*(str(e[k]) for k in keys[:1]),
                                                 *(e[k] for k in keys[1:]), e["step"])):
@@ -60,7 +61,9 @@ def summary_table(summary: Sequence[dict[str, Any]], keys: Sequence[str]) -> str
              str(entry["step"]), str(entry["seeds"]),
              f"{entry['modes']:.0f} ± {entry['modes_se']:.0f} ({modes})",
              f"{entry['kl']:.2f} ± {entry['kl_se']:.2f} ({kl})",
-             f"{entry['high_quality']:.3f} ± {entry['high_quality_se']:.3f}"]) + " |")
+             f"{entry['high_quality']:.3f} ± {entry['high_quality_se']:.3f}",
+             f"{entry['inception_score_digit']:.2f} ± {entry['inception_score_digit_se']:.2f}"])
+                     + " |")
     return "\n".join(lines)
 
 
