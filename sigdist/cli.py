@@ -62,6 +62,8 @@ def _train(args: argparse.Namespace) -> int:
 
     out = args.out
     checkpoint_path = os.path.join(out, "checkpoint.pt")
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UsageError(f"--out: {out} is a file; allowed: a directory (created if missing)")
     if args.resume:
         if not os.path.isfile(checkpoint_path):
             raise UsageError(f"--resume: no checkpoint at {checkpoint_path}")
@@ -70,18 +72,38 @@ def _train(args: argparse.Namespace) -> int:
         if fixed:
             raise UsageError(f"--resume: key '{fixed[0]}' cannot change in a resumed run; "
                              "allowed: train.steps, run.*")
-        state = load_checkpoint(checkpoint_path)
-        cfg = from_flat({**state["config"], **updates})
-        trainer = Trainer(cfg)
-        trainer.load_state_dict(state)
     else:
         cfg = from_assignments(args.assignments)
         if os.path.exists(checkpoint_path):
             raise UsageError(f"{out} already holds a run (checkpoint.pt); pass --resume to "
                              "continue it, or choose another --out")
         trainer = Trainer(cfg)  # validates the device before anything is written
+    try:
+        os.makedirs(os.path.join(out, "samples"), exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"--out: cannot create {out}: {err.strerror}") from None
+    _lock = _lock_run_directory(out)  # noqa: F841 (held until the process ends)
+    if args.resume:
+        try:
+            state = load_checkpoint(checkpoint_path)
+            cfg = from_flat({**state["config"], **updates})
+        except (ValueError, KeyError, RuntimeError, OSError) as err:
+            raise UsageError(f"--resume: {checkpoint_path} is not a usable sigdist checkpoint "
+                             f"({type(err).__name__}: {err})") from None
+        done = int(state["step"])
+        if cfg.train.steps < done:
+            raise UsageError(f"--resume: train.steps={cfg.train.steps} is below the {done} "
+                             "steps the run has done; allowed: at least that many")
+        if cfg.train.steps == done:
+            print(f"{out}: the run has done its {done} steps; nothing to resume "
+                  "(give a larger train.steps to continue it)", file=sys.stderr)
+            return 0
+        trainer = Trainer(cfg)
+        trainer.load_state_dict(state)
+    else:
+        if os.path.exists(checkpoint_path):  # another writer won the race to this folder
+            raise UsageError(f"{out} already holds a run (checkpoint.pt); choose another --out")
     cfg = trainer.cfg  # as resolved by the run, e.g. data.source=auto -> the source used
-    os.makedirs(os.path.join(out, "samples"), exist_ok=True)
     save_json(cfg, os.path.join(out, "config.json"))
 
     bar = tqdm(total=cfg.train.steps, initial=trainer.step, disable=args.quiet,
@@ -119,6 +141,28 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lock_run_directory(out: str):
+    """An exclusive lock on the run directory for this process's lifetime: a second
+    ``sigdist train`` on the same --out is refused, naming the holder."""
+    import fcntl
+
+    path = os.path.join(out, ".lock")
+    handle = open(path, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise UsageError(f"--out: {out} is in use by {holder}; wait for it to end or choose "
+                         "another --out") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"sigdist train (pid {os.getpid()})")
+    handle.flush()
+    return handle
+
+
 def _sample(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -130,16 +174,21 @@ def _sample(args: argparse.Namespace) -> int:
         raise UsageError(f"--checkpoint: no such file {args.checkpoint}")
     if not args.out.endswith(".npy"):
         raise UsageError(f"--out: got {args.out!r}; allowed: a path ending in .npy")
-    parent = os.path.dirname(os.path.abspath(args.out))
-    if not os.path.isdir(parent):
-        raise UsageError(f"--out: directory {parent} does not exist")
+    _check_writable_file("--out", args.out)
     try:
         trainer = Trainer.from_checkpoint(args.checkpoint)
     except (ValueError, RuntimeError, OSError) as err:
         raise UsageError(f"--checkpoint {args.checkpoint}: {err}") from None
-    samples = trainer.generate(args.n, seed=args.seed)
-    np.save(args.out, samples.numpy())
-    print(f"wrote {tuple(samples.shape)} samples to {args.out}")
+    shape = (args.n, *trainer.data_shape)
+    # written chunk by chunk into the .npy file: memory stays O(chunk) for any --n
+    samples = np.lib.format.open_memmap(args.out, mode="w+", dtype=np.float32, shape=shape)
+    start = 0
+    for chunk in trainer.iter_generate(args.n, seed=args.seed):
+        samples[start:start + len(chunk)] = chunk.numpy()
+        start += len(chunk)
+    samples.flush()
+    del samples
+    print(f"wrote {shape} samples to {args.out}")
     return 0
 
 
@@ -154,14 +203,23 @@ def _score(args: argparse.Namespace) -> int:
                      "data.source": args.source})
     if not os.path.isfile(args.samples):
         raise UsageError(f"--samples: no such file {args.samples}")
+    if args.out:
+        _check_writable_file("--out", args.out)
     try:
         array = np.load(args.samples, allow_pickle=False)
-    except ValueError as err:
+    except (ValueError, EOFError, OSError) as err:
         raise UsageError(f"--samples {args.samples}: not a numeric .npy array ({err})") from None
+    if not isinstance(array, np.ndarray):  # an .npz archive
+        raise UsageError(f"--samples {args.samples}: an .npz archive; allowed: one .npy array")
+    if np.iscomplexobj(array) or not np.issubdtype(array.dtype, np.number):
+        raise UsageError(f"--samples: got dtype {array.dtype}; allowed: real numbers")
+    if len(array) == 0:
+        raise UsageError(f"--samples: got {array.shape}, no samples; allowed: n >= 1 rows")
     if array.dtype == np.uint8:
         array = array.astype(np.float32) / 255.0
-    if not np.issubdtype(array.dtype, np.number):
-        raise UsageError(f"--samples: got dtype {array.dtype}; allowed: numbers")
+    if not np.isfinite(array).all():
+        raise UsageError(f"--samples: {int((~np.isfinite(array)).sum())} values are NaN or "
+                         "infinite; allowed: finite numbers")
     data, cfg = build_data(cfg, torch.device("cpu"))
     if array.ndim < 2 or tuple(array.shape[1:]) != tuple(data.shape):
         raise UsageError(f"--samples: got shape {array.shape}; allowed for {args.data}: "
@@ -176,6 +234,16 @@ def _score(args: argparse.Namespace) -> int:
             fh.write(text + "\n")
     print(text)
     return 0
+
+
+def _check_writable_file(flag: str, path: str) -> None:
+    """A file can be written at ``path`` (its folder exists and is writable, and it is not a
+    folder), checked before any work that would be lost."""
+    parent = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise UsageError(f"{flag}: {path} is a directory; allowed: a file path")
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+        raise UsageError(f"{flag}: directory {parent} does not exist or is not writable")
 
 
 def _keys() -> int:

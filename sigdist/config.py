@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import numbers
 import typing
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ WIDTH_PRESETS = {"S": (0.125, 0.125), "M": (0.25, 0.25), "L": (1.0, 1.0), "XL": 
 CUSTOM_SIZE = "custom"
 SIZES = (*WIDTH_PRESETS, CUSTOM_SIZE)
 MAX_WIDTH = 64.0  # 64 x Appendix C: a 4,096-channel generator layer
+MAX_STEPS = 10**9
 LIKELIHOODS = ("gaussian", "poisson", "negbin")
 DEVICES = ("auto", "cpu", "cuda")
 LR_SCHEDULES = ("constant", "cosine")
@@ -77,18 +79,18 @@ class ModelConfig:
     width_d: float = field(default=WIDTH_PRESETS["M"][1],
                            metadata=_range(0.0, low_open=True, high=MAX_WIDTH))
     # 0 means the data set's own default: 10 for the toys (Section 5.1), 256 for images (App. C).
-    noise_dim: int = field(default=0, metadata=_range(0))
-    hidden: int = field(default=100, metadata=_range(1))
+    noise_dim: int = field(default=0, metadata=_range(0, high=4096))
+    hidden: int = field(default=100, metadata=_range(1, high=65_536))
 
 
 @dataclass(frozen=True)
 class LossConfig:
     # GAN-SI weight of the SIG term (Algorithm 1); 0 turns GAN-SI into its plain GAN.
-    lam: float = field(default=1.0, metadata=_range(0.0))
+    lam: float = field(default=1.0, metadata=_range(0.0, high=1e4))
     # K: generated samples per step, shared by the adversarial and the SIG term.
-    k: int = field(default=256, metadata=_range(1))
+    k: int = field(default=256, metadata=_range(1, high=65_536))
     # sigma of the Gaussian likelihood N(x; psi, sigma^2 I); 0.1 for the continuous toys (5.1).
-    sigma: float = field(default=0.1, metadata=_range(0.0, low_open=True))
+    sigma: float = field(default=0.1, metadata=_range(0.0, low_open=True, high=1e3))
     # Annealing of that sigma: geometric from sigma_start down to sigma over the first
     # sigma_anneal_steps optimiser steps, then sigma (0 steps: sigma throughout). Why: with a
     # small sigma only the psi_k nearest to some data point get gradient (weights
@@ -99,20 +101,20 @@ class LossConfig:
     # first, and the shrinking kernel then splits the mass into ever finer modes. The optimum is
     # unchanged: the schedule only reaches the paper's L_K at sigma. The schedule counts absolute
     # steps, not a fraction of train.steps, so a resumed or extended run follows the same one.
-    sigma_start: float = field(default=2.0, metadata=_range(0.0, low_open=True))
-    sigma_anneal_steps: int = field(default=6000, metadata=_range(0))
+    sigma_start: float = field(default=2.0, metadata=_range(0.0, low_open=True, high=1e3))
+    sigma_anneal_steps: int = field(default=6000, metadata=_range(0, high=MAX_STEPS))
     likelihood: str = field(default="gaussian", metadata=_choice(*LIKELIHOODS))
     # lam multiplies L_K / D (nats per data dimension) so that it is comparable across data sets.
     per_dim: bool = True
-    gp_weight: float = field(default=10.0, metadata=_range(0.0))
+    gp_weight: float = field(default=10.0, metadata=_range(0.0, high=1e6))
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     # 8,000 steps: the sigma annealing (6,000) plus time at the paper's sigma; about a minute of
     # CPU for the grid.
-    steps: int = field(default=8000, metadata=_range(1))
-    batch_size: int = field(default=256, metadata=_range(1))
+    steps: int = field(default=8000, metadata=_range(1, high=MAX_STEPS))
+    batch_size: int = field(default=256, metadata=_range(1, high=65_536))
     # Adam learning rates of the generator and the discriminator. On gmm25 (8,000 steps, seed 0)
     # 3e-3 lets SIG and GAN-SI learn the grid (25 modes); at 1e-3 GAN-SI found 7, SIG 0-1.
     lr: float = field(default=3e-3, metadata=_range(0.0, low_open=True))
@@ -126,21 +128,21 @@ class TrainConfig:
     lr_schedule: str = field(default="cosine", metadata=_choice(*LR_SCHEDULES))
     lr_final_ratio: float = field(default=0.01, metadata=_range(0.0, high=1.0))
     # WGAN-GP critic updates per generator update (Gulrajani et al.); GAN methods use 1 (Alg. 1).
-    critic_steps: int = field(default=5, metadata=_range(1))
+    critic_steps: int = field(default=5, metadata=_range(1, high=100))
 
 
 @dataclass(frozen=True)
 class RunConfig:
     device: str = field(default="auto", metadata=_choice(*DEVICES))
-    eval_every: int = field(default=1000, metadata=_range(1))
+    eval_every: int = field(default=1000, metadata=_range(1, high=MAX_STEPS))
     # Table 1 evaluates on 50,000 generated points.
-    eval_samples: int = field(default=50_000, metadata=_range(1))
+    eval_samples: int = field(default=50_000, metadata=_range(1, high=2_000_000))
 
 
 @dataclass(frozen=True)
 class Config:
     method: str = field(default="sig", metadata=_choice(*METHODS))
-    seed: int = field(default=0, metadata=_range(0))
+    seed: int = field(default=0, metadata=_range(0, high=2**32 - 1))
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     loss: LossConfig = LossConfig()
@@ -251,7 +253,8 @@ def _describe(f: dataclasses.Field, kind: type) -> str:
     meta = f.metadata
     if "choices" in meta:
         return "one of " + ", ".join(meta["choices"])
-    text = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[kind]
+    text = {bool: "true or false", int: "an integer", float: "a finite number",
+            str: "a string"}[kind]
     low, high = meta.get("low"), meta.get("high")
     if low is not None:
         text += (" > " if meta.get("low_open") else " >= ") + f"{low:g}"
@@ -274,6 +277,7 @@ def _check_value(key: str, f: dataclasses.Field, kind: type, value: Any) -> Any:
     elif kind is float:
         ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
         value = float(value) if ok else value
+        ok = ok and math.isfinite(value)  # inf and NaN pass no range check
     else:
         ok = isinstance(value, str)
     if not ok:

@@ -113,16 +113,22 @@ class Trainer:
         For the Gaussian likelihood a sample is psi = T(eps) itself (the mean, as image models
         report theirs); for count likelihoods it is x ~ p(x | psi).
         """
+        return torch.cat(list(self.iter_generate(n, seed=seed, batch_size=batch_size)))
+
+    @torch.no_grad()
+    def iter_generate(self, n: int, *, seed: int | None = None, batch_size: int = 10_000):
+        """The samples of :meth:`generate`, as CPU chunks of at most ``batch_size``: memory
+        stays O(batch_size) for any n."""
         rng = torch.Generator(self.device).manual_seed(
             self.cfg.seed + _EVAL_SEED_OFFSET if seed is None else seed)
         was_training = self.generator.training
         self.generator.eval()
-        chunks = []
-        for start in range(0, n, batch_size):
-            psi = self._psi(self._noise(min(batch_size, n - start), rng))
-            chunks.append(self._observe(psi, rng).cpu())
-        self.generator.train(was_training)
-        return torch.cat(chunks)
+        try:
+            for start in range(0, n, batch_size):
+                psi = self._psi(self._noise(min(batch_size, n - start), rng))
+                yield self._observe(psi, rng).cpu()
+        finally:
+            self.generator.train(was_training)
 
     def _observe(self, psi: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
         likelihood = self.cfg.loss.likelihood
@@ -279,7 +285,7 @@ class Trainer:
         """Write the checkpoint atomically (a crash mid-write leaves the previous one intact)."""
         import os
 
-        tmp = f"{path}.tmp"
+        tmp = f"{path}.{os.getpid()}.tmp"  # one temp file per writer
         torch.save(self.state_dict(), tmp)
         os.replace(tmp, path)
 

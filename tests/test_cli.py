@@ -26,8 +26,8 @@ def trained_run(tmp_path_factory):
 
 
 def test_train_writes_config_metrics_checkpoint_and_picture(trained_run):
-    assert sorted(os.listdir(trained_run)) == ["checkpoint.pt", "config.json", "metrics.json",
-                                               "samples", "samples.png"]
+    assert sorted(os.listdir(trained_run)) == [".lock", "checkpoint.pt", "config.json",
+                                               "metrics.json", "samples", "samples.png"]
     assert sorted(os.listdir(trained_run / "samples")) == ["step_0000010.png", "step_0000020.png"]
     config = json.loads((trained_run / "config.json").read_text())
     assert config["method"] == "gan_si" and config["train.steps"] == 20
@@ -59,7 +59,7 @@ def test_resume_continues_to_more_steps(trained_run, tmp_path):
     ("args", "message"),
     [
         (["train", "--set", "loss.lam=-1"],
-         "config key 'loss.lam': got -1.0; allowed: a number >= 0"),
+         "config key 'loss.lam': got -1.0; allowed: a finite number >= 0"),
         (["train", "--set", "loss.lamda=1"], "unknown config key 'loss.lamda'"),
         (["train", "--set", "method=vae9"],
          "allowed: one of sig, gan, gan_si, wgan_gp, wgan_gp_si"),
@@ -105,14 +105,35 @@ def test_score_rates_real_grid_samples_as_perfect(tmp_path):
     ("array", "message"),
     [
         (np.zeros((10, 3)), "got shape (10, 3); allowed for gmm25: (n, 2)"),
-        (np.array(["a", "b"]), "allowed: numbers"),
+        (np.array(["a", "b"]), "allowed: real numbers"),
+        (np.array([[0.0, np.nan], [1.0, 2.0]]), "1 values are NaN or infinite"),
+        (np.array([[0.0, np.inf]]), "1 values are NaN or infinite"),
+        (np.array([[1 + 2j, 0.0]]), "got dtype complex128; allowed: real numbers"),
+        (np.zeros((0, 2)), "no samples; allowed: n >= 1 rows"),
     ],
 )
 def test_score_refuses_bad_arrays(tmp_path, array, message):
     path = tmp_path / "bad.npy"
     np.save(path, array)
     result = sigdist("score", "--data", "gmm25", "--samples", str(path))
-    assert result.returncode == 2 and message in result.stderr
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_score_refuses_bad_files_before_computing(tmp_path):
+    empty, archive = tmp_path / "empty.npy", tmp_path / "a.npz"
+    empty.write_bytes(b"")
+    np.savez(archive, x=np.zeros((4, 2)))
+    good = tmp_path / "good.npy"
+    np.save(good, np.zeros((4, 2)))
+    for args, message in (
+            ((str(empty),), "not a numeric .npy array"),
+            ((str(archive),), "an .npz archive"),
+            ((str(good), "--out", str(tmp_path)), "is a directory"),
+            ((str(good), "--out", str(tmp_path / "missing" / "m.json")), "does not exist")):
+        result = sigdist("score", "--data", "gmm25", "--samples", *args)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
 
 
 def test_score_refuses_unknown_data(tmp_path):
@@ -120,3 +141,59 @@ def test_score_refuses_unknown_data(tmp_path):
     np.save(path, np.zeros((4, 2)))
     result = sigdist("score", "--data", "cifar100", "--samples", str(path))
     assert result.returncode == 2 and "config key 'data.name': got 'cifar100'" in result.stderr
+
+
+def _copy_run(trained_run, where):
+    where.mkdir()
+    for name in ("checkpoint.pt", "config.json", "metrics.json"):
+        (where / name).write_bytes((trained_run / name).read_bytes())
+    return where
+
+
+def test_resume_of_a_finished_run_keeps_it_and_fewer_steps_are_refused(trained_run, tmp_path):
+    copy = _copy_run(trained_run, tmp_path / "copy")
+    before = {p.name: p.read_bytes() for p in copy.iterdir()}
+    done = json.loads(before["metrics.json"])["step"]
+    result = sigdist("train", "--out", str(copy), "--resume", "--quiet")
+    assert result.returncode == 0 and "nothing to resume" in result.stderr
+    fewer = sigdist("train", "--out", str(copy), "--resume", "--set",
+                    f"train.steps={done - 1}", "--quiet")
+    assert fewer.returncode == 2 and f"below the {done} steps" in fewer.stderr
+    after = {p.name: p.read_bytes() for p in copy.iterdir() if p.is_file() and p.name != ".lock"}
+    assert after == before  # metrics, config and checkpoint untouched
+
+
+def test_a_run_directory_in_use_is_refused_naming_the_holder(trained_run, tmp_path):
+    import fcntl
+
+    copy = _copy_run(trained_run, tmp_path / "busy")
+    with open(copy / ".lock", "a+") as holder:
+        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        holder.write("sigdist train (pid 4242)")
+        holder.flush()
+        result = sigdist("train", "--out", str(copy), "--resume", "--set", "train.steps=40",
+                         "--quiet")
+    assert result.returncode == 2
+    assert "is in use by sigdist train (pid 4242)" in result.stderr
+    assert json.loads((copy / "metrics.json").read_text())["step"] < 40
+
+
+def test_out_that_is_a_file_is_refused(tmp_path):
+    target = tmp_path / "a_file"
+    target.write_text("keep me")
+    result = sigdist("train", "--out", str(target), "--set", "train.steps=2")
+    assert result.returncode == 2 and "is a file" in result.stderr
+    assert "Traceback" not in result.stderr and target.read_text() == "keep me"
+
+
+def test_sample_streams_into_the_file(trained_run, tmp_path):
+    out = tmp_path / "many.npy"
+    result = sigdist("sample", "--checkpoint", str(trained_run / "checkpoint.pt"), "--n",
+                     "25001", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    samples = np.load(out, mmap_mode="r")
+    assert samples.shape == (25001, 2) and samples.dtype == np.float32
+    again = tmp_path / "again.npy"  # chunked writing gives the same samples as one batch
+    sigdist("sample", "--checkpoint", str(trained_run / "checkpoint.pt"), "--n", "25001",
+            "--out", str(again))
+    assert np.array_equal(np.load(again), np.asarray(samples))

@@ -39,6 +39,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from processes import free_port, namespaces_work, stop_process_group
 
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER_YAML = ROOT / "cluster.yaml"
@@ -160,36 +161,6 @@ while True:
             while data:
                 data = data[os.write(1, data):]
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def stop_process_group(proc: subprocess.Popen) -> None:
-    """SIGTERM, then SIGKILL, to a process started with start_new_session=True. (`unshare
-    --fork` ignores SIGTERM itself, but sshd takes it; SIGKILL on unshare reaches sshd through
-    --kill-child.) sshd being PID 1 of its namespace, every process there ends with it."""
-    for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass
-        try:
-            proc.wait(timeout=grace)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
-def namespaces_work() -> bool:
-    try:
-        return subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "true"],
-                              capture_output=True, timeout=20).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
 
 
 def processes_mentioning(marker: str) -> dict[int, str]:

@@ -3,7 +3,6 @@ grid is one MLflow child run, the report averages each cell over seeds at every 
 follow the grid (tied, or a preset's), and a --set on a grid key pins it."""
 
 import re
-from pathlib import Path
 
 import pytest
 from studyrun import TERMINAL, run_script, study_runs

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from processes import free_port, in_pid_namespace, namespaces_work, stop_process_group, wait_for
 from studyrun import ROOT, TERMINAL, run_script, study_runs
 
 pytestmark = pytest.mark.slow
@@ -25,19 +26,6 @@ def trial_results(study_dir: Path) -> dict[str, list[dict]]:
         lines = [line for line in path.read_text().splitlines() if line.strip()]
         found[path.parent.name] = [json.loads(line) for line in lines]
     return found
-
-
-def wait_for(condition, *, timeout: float, what: str, proc: subprocess.Popen | None = None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"the study ended (rc {proc.returncode}) before {what}: "
-                                 f"{proc.stderr.read()[-3000:] if proc.stderr else ''}")
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def start_script(name: str, *args: str, cwd: Path) -> subprocess.Popen:
@@ -167,30 +155,46 @@ def test_a_killed_driver_resumes_with_the_optuna_history_kept(tmp_path):
             assert steps == sorted(set(steps)), steps
 
 
+def start_ray_cluster(tmp_path: Path, *, nodes: int, env: dict) -> tuple[subprocess.Popen, int]:
+    """A Ray cluster of ``nodes`` nodes (1 CPU each) on this machine, every process of it in a
+    PID namespace of its own: stopping the returned process ends exactly this cluster."""
+    if not namespaces_work():
+        pytest.skip("needs `unshare --pid` (root or a privileged container) to stop exactly "
+                    "the Ray processes it starts")
+    ray = str(Path(sys.executable).with_name("ray"))
+    port = free_port()
+    start = f"{ray} start --num-cpus=1 --node-ip-address=127.0.0.1"
+    script = (f"{start} --head --port={port} --include-dashboard=false --disable-usage-stats"
+              + "".join(f" && {start} --address=127.0.0.1:{port}" for _ in range(nodes - 1))
+              + " && exec sleep infinity")
+    cluster = subprocess.Popen(in_pid_namespace(["bash", "-c", script]), env=env,
+                               start_new_session=True, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+
+    def all_nodes():
+        status = subprocess.run([ray, "status", f"--address=127.0.0.1:{port}"], env=env,
+                                capture_output=True, text=True, timeout=60).stdout
+        active = status.split("Active:")[1].split("Pending:")[0] if "Active:" in status else ""
+        return active.count(" node_") == nodes
+
+    try:
+        wait_for(all_nodes, timeout=150, what=f"{nodes} Ray nodes", proc=cluster)
+    except BaseException:
+        stop_process_group(cluster)
+        raise
+    return cluster, port
+
+
 def test_trials_land_on_both_nodes_of_a_two_node_cluster(tmp_path):
     """`ray start --head` + `ray start --address`: two Ray nodes of 1 CPU each on this machine,
     with Ray's token authentication on (a token file every node and the driver read)."""
     ray = str(Path(sys.executable).with_name("ray"))
-    port = 6390
     token = tmp_path / "auth_token"
     token.write_text(os.urandom(32).hex())
     env = {**ENV, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
-    start = [ray, "start", "--num-cpus=1", "--node-ip-address=127.0.0.1"]
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-
-    def two_nodes():
-        status = subprocess.run([ray, "status", f"--address=127.0.0.1:{port}"], env=env,
-                                capture_output=True, text=True, timeout=60).stdout
-        active = status.split("Active:")[1].split("Pending:")[0] if "Active:" in status else ""
-        return active.count(" node_") == 2
-
+    cluster, port = start_ray_cluster(tmp_path, nodes=2, env=env)
     try:
-        subprocess.run([*start, "--head", f"--port={port}", "--include-dashboard=false",
-                        "--disable-usage-stats"], check=True, env=env, capture_output=True,
-                       timeout=120)
-        subprocess.run([*start, f"--address=127.0.0.1:{port}"], check=True, env=env,
-                       capture_output=True, timeout=120)
-        wait_for(two_nodes, timeout=90, what="the second node to join")
         wrong = {**env, "RAY_AUTH_TOKEN_PATH": str(tmp_path / "missing")}
         refused = subprocess.run([ray, "status", f"--address=127.0.0.1:{port}"], env=wrong,
                                  capture_output=True, text=True, timeout=60)
@@ -202,9 +206,32 @@ def test_trials_land_on_both_nodes_of_a_two_node_cluster(tmp_path):
              "--storage-path", str(tmp_path / "ray")],
             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     finally:
-        subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        stop_process_group(cluster)  # this cluster's processes only, never `ray stop`
     assert refused.returncode != 0  # token auth is on: no token, no access
     assert result.returncode == 0, result.stderr[-3000:]
     _, _, children = study_runs(uri, "gmm25_sweep_smoke")
     nodes = {c.data.tags["sigdist.node_id"] for c in children}
     assert len(children) == 4 and len(nodes) == 2  # each node (1 CPU) ran trials
+
+
+def test_a_study_without_address_starts_its_own_ray_and_joins_no_other(tmp_path):
+    """A Ray cluster already running here (another user's, with another token) is neither
+    joined nor touched by a study started without --address."""
+    token = tmp_path / "foreign_token"
+    token.write_text(os.urandom(32).hex())
+    foreign_env = {**ENV, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
+    cluster, port = start_ray_cluster(tmp_path, nodes=1, env=foreign_env)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    try:
+        result = run_script("gmm25_sweep.py", "--smoke-test", "--tracking-uri", uri,
+                            "--storage-path", str(tmp_path / "ray"), cwd=tmp_path)
+        still_there = cluster.poll() is None
+    finally:
+        stop_process_group(cluster)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert still_there
+    # the study's own Ray has this machine's CPUs, not the foreign cluster's single one
+    assert f"/{os.cpu_count()}.0 CPUs" in result.stdout or f"/{os.cpu_count()} CPUs" in \
+        result.stdout, result.stdout[-2000:]
+    client, parent, children = study_runs(uri, "gmm25_sweep_smoke")
+    assert parent.info.status == "FINISHED" and len(children) == 4

@@ -13,7 +13,7 @@ TINY = {"method": "gan_si", "train.steps": 20, "train.batch_size": 32, "loss.k":
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
 

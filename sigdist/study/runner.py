@@ -188,8 +188,10 @@ def run_study(options: StudyOptions, *, parent_run_id: str | None = None, verbos
     from sigdist.study.trainable import train_sigdist
 
     parent = parent_run_id or open_study_run(options)
-    ray.init(address=options.address, ignore_reinit_error=True, include_dashboard=False,
-             log_to_driver=verbose > 1)
+    # Without --address a private Ray for this study alone ("local"): address=None would join
+    # whatever cluster this machine last started (Ray records it in /tmp/ray).
+    ray.init(address=options.address or "local", ignore_reinit_error=True,
+             include_dashboard=False, log_to_driver=verbose > 1)
     trainable = tune.with_resources(
         train_sigdist, {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial})
     if options.resume:
