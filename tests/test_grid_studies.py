@@ -42,7 +42,7 @@ def test_capacity_map_smoke_logs_every_cell_and_the_map(tmp_path, mnist_root):
         assert f"| {child.data.metrics['modes']:.0f} ± 0 (" in row
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "grid")}
     assert artifacts == {"grid/capacity_map.png", "grid/learning_curves.png"}
-    (study_dir,) = (tmp_path / "ray").iterdir()
+    (study_dir,) = [p for p in (tmp_path / "ray").iterdir() if p.is_dir()]
     assert (study_dir / "grid.md").read_text().count("\n") == 2 + 4 * 2
     assert (study_dir / "capacity_map.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -2,6 +2,7 @@
 sweeps end to end, what MLflow holds afterwards, a real `mlflow server`, bad flags."""
 
 import json
+import os
 from pathlib import Path
 
 import optuna
@@ -136,12 +137,47 @@ def test_smoke_sweep_against_a_real_mlflow_server(tmp_path):
     (["--resume"], "--resume: no study to resume"),
     (["--tracking-uri", "file:///tmp/x"], "unsupported scheme 'file'"),
     (["--tracking-uri", "sqlite:////no/such/dir/m.db"], "does not exist"),
+    (["--name", ".."], "--name: got '..'"),
+    (["--name", "../escape"], "--name: got '../escape'"),
+    (["--gpus-per-trial", "64"], "--gpus-per-trial: got 64, but this machine has"),
 ])
 def test_bad_flags_exit_2_before_anything_starts(tmp_path, flags, message):
     result = run_script("gmm25_sweep.py", *flags, "--storage-path", str(tmp_path / "ray"),
                         cwd=tmp_path)
     assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
     assert not (tmp_path / "ray").exists() and not (tmp_path / "mlflow.db").exists()
+
+
+def test_a_second_study_of_the_same_name_is_refused_while_the_first_runs(tmp_path):
+    import fcntl
+
+    storage = tmp_path / "ray"
+    storage.mkdir()
+    with open(storage / ".busy.lock", "a+") as first:  # what a running study holds
+        fcntl.flock(first, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        first.write("pid 4242")
+        first.flush()
+        result = run_script("gmm25_sweep.py", "--smoke-test", "--name", "busy",
+                            "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db",
+                            "--storage-path", str(storage), cwd=tmp_path, timeout=120)
+    assert result.returncode == 2
+    assert "the study 'busy' under" in result.stderr and "running in pid 4242" in result.stderr
+    assert not (storage / "busy").exists()
+
+
+def test_a_read_only_storage_path_is_refused_before_ray_starts(tmp_path):
+    if os.geteuid() == 0:  # root writes anywhere but on a read-only mount: use a file instead
+        blocker = tmp_path / "a_file"
+        blocker.write_text("")
+        storage = blocker / "ray"
+    else:
+        storage = tmp_path / "ro"
+        storage.mkdir(mode=0o500)
+    result = run_script("gmm25_sweep.py", "--smoke-test", "--tracking-uri",
+                        f"sqlite:///{tmp_path}/mlflow.db", "--storage-path", str(storage),
+                        cwd=tmp_path, timeout=120)
+    assert result.returncode == 2 and "--storage-path" in result.stderr, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
 
 
 def test_an_unreachable_tracking_server_is_found_before_any_trial(tmp_path):

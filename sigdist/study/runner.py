@@ -8,6 +8,7 @@ import argparse
 import functools
 import glob
 import os
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -96,8 +97,19 @@ def check_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
             args.gpus_per_trial != int(args.gpus_per_trial)):
         parser.error(f"--gpus-per-trial: got {args.gpus_per_trial}; allowed: a fraction "
                      "<= 1 or a whole number of GPUs")
-    if args.name is not None and (not args.name or "/" in args.name):
-        parser.error(f"--name: got {args.name!r}; allowed: a non-empty name without '/'")
+    if args.name is not None and (not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", args.name)
+                                  or ".." in args.name):
+        parser.error(f"--name: got {args.name!r}; allowed: 1 to 100 letters, digits, '.', '_' "
+                     "or '-', starting with a letter or digit, without '..' (the name is a "
+                     "folder under --storage-path)")
+    if args.address is None and args.gpus_per_trial is not None and args.gpus_per_trial > 0:
+        import torch
+
+        have = torch.cuda.device_count()
+        if have < max(1, args.gpus_per_trial):
+            parser.error(f"--gpus-per-trial: got {args.gpus_per_trial:g}, but this machine "
+                         f"has {have} GPU(s); allowed here: at most {have} (0 runs on the CPU)"
+                         "; a cluster started with `ray up` takes --address auto")
 
 
 def validated_base(flat: dict[str, Any], assignments: list[str],
@@ -121,6 +133,39 @@ def study_name(args: argparse.Namespace, prefix: str, parser: argparse.ArgumentP
     if not found:
         parser.error(f"--resume: no study to resume matches {pattern}")
     return os.path.basename(os.path.dirname(found[-1]))
+
+
+def prepare_storage(storage_path: str, name: str, parser: argparse.ArgumentParser):
+    """A local storage path is created and checked writable before Ray starts, and the study's
+    name is locked there for this process's lifetime: a second study of the same name at once
+    is refused (exit 2) instead of merging with this one. Returns the lock's open file."""
+    if "://" in storage_path:
+        return None  # a cloud path: Tune checks it
+    import fcntl
+
+    try:
+        os.makedirs(storage_path, exist_ok=True)
+    except OSError as err:
+        parser.error(f"--storage-path: cannot create {storage_path}: {err.strerror}")
+    if not os.access(storage_path, os.W_OK):
+        parser.error(f"--storage-path: {storage_path} is not writable")
+    path = os.path.join(storage_path, f".{name}.lock")
+    try:
+        handle = open(path, "a+")
+    except OSError as err:
+        parser.error(f"--storage-path: cannot write in {storage_path}: {err.strerror}")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        parser.error(f"--name: the study {name!r} under {storage_path} is running in {holder}; "
+                     "wait for it, or choose another --name")
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}")
+    handle.flush()
+    return handle
 
 
 def prepare_tracking(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str:

@@ -14,6 +14,7 @@ from sigdist.study.runner import (
     check_options,
     open_study_run,
     optuna_storage_url,
+    prepare_storage,
     prepare_tracking,
     run_study,
     study_name,
@@ -76,22 +77,39 @@ def main(script: StudyScript, argv: list[str] | None = None) -> int:
     experiment = script.prefix + ("_smoke" if args.smoke_test else "")
     name = study_name(args, experiment, parser)
     tracking_uri = prepare_tracking(args, parser)
+    storage_path = (os.path.abspath(args.storage_path) if "://" not in args.storage_path
+                    else args.storage_path)
+    _lock = prepare_storage(storage_path, name, parser)  # noqa: F841 (held until exit)
     options = StudyOptions(
         name=name, experiment=experiment, base=base,
         num_samples=args.num_samples or profile.num_samples,
         max_concurrent=args.max_concurrent or profile.max_concurrent,
         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
-        seed=args.seed, address=args.address, storage_path=os.path.abspath(args.storage_path)
-        if "://" not in args.storage_path else args.storage_path,
+        seed=args.seed, address=args.address, storage_path=storage_path,
         tracking_uri=tracking_uri, objective=args.objective, resume=args.resume,
         space=profile.space, grid=grid, tied=tied)
     print(f"study {name} ({kind} profile): {options.num_samples} trials, "
           f"{options.max_concurrent} at a time, {base['train.steps']} steps each; "
           f"tracking {tracking_uri}", flush=True)
     parent = open_study_run(options)
-    results = run_study(options, parent_run_id=parent)
-    report(options, results, parent)
+    try:
+        results = run_study(options, parent_run_id=parent)
+        report(options, results, parent)
+    except BaseException as err:  # every way out ends the parent run, saying why
+        end_study_run(tracking_uri, parent, err)
+        raise
     return 1 if results.num_errors == len(results) else 0
+
+
+def end_study_run(tracking_uri: str, parent_run_id: str, err: BaseException) -> None:
+    """The parent run of a study that ended by an error or an interrupt: KILLED, with why."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    reason = "interrupted" if isinstance(err, KeyboardInterrupt) else (
+        f"{type(err).__name__}: {err}"[:4000])
+    client.set_tag(parent_run_id, "sigdist.ended", reason)
+    client.set_terminated(parent_run_id, status="KILLED")
 
 
 def grid_report(options: StudyOptions):
