@@ -165,6 +165,21 @@ def test_a_second_study_of_the_same_name_is_refused_while_the_first_runs(tmp_pat
     assert not (storage / "busy").exists()
 
 
+@pytest.mark.parametrize("kind", ["directory", "corrupt"])
+def test_a_tracking_uri_that_is_no_database_is_refused_at_once(tmp_path, kind):
+    target = tmp_path / "mlflow.db"
+    if kind == "directory":
+        target.mkdir()
+    else:
+        target.write_bytes(b"this is not a database" * 100)
+    result = run_script("gmm25_sweep.py", "--smoke-test", "--tracking-uri", f"sqlite:///{target}",
+                        "--storage-path", str(tmp_path / "ray"), cwd=tmp_path, timeout=60)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert ("is a directory" if kind == "directory" else "is not an SQLite database") in \
+        result.stderr
+    assert not (tmp_path / "ray").exists()
+
+
 def test_a_read_only_storage_path_is_refused_before_ray_starts(tmp_path):
     if os.geteuid() == 0:  # root writes anywhere but on a read-only mount: use a file instead
         blocker = tmp_path / "a_file"

@@ -50,10 +50,22 @@ def check_tracking_uri(uri: str, *, timeout: float = 5.0) -> None:
     allowed = "allowed: sqlite:///PATH or http(s)://HOST:PORT of an `mlflow server`"
     scheme = urllib.parse.urlparse(uri).scheme
     if scheme == "sqlite":
-        directory = os.path.dirname(uri[len("sqlite:///"):]) or "."
+        path = uri[len("sqlite:///"):]
+        directory = os.path.dirname(path) or "."
         if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
             raise TrackingError(f"--tracking-uri {uri}: directory {directory!r} does not exist "
                                 f"or is not writable; {allowed}")
+        if os.path.isdir(path):
+            raise TrackingError(f"--tracking-uri {uri}: {path} is a directory; {allowed}")
+        if os.path.exists(path):
+            import sqlite3
+
+            try:  # MLflow would retry a file that is no database for minutes
+                with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+                    db.execute("PRAGMA schema_version").fetchone()
+            except sqlite3.DatabaseError as err:
+                raise TrackingError(f"--tracking-uri {uri}: {path} is not an SQLite database "
+                                    f"({err}); {allowed}") from None
         return
     if scheme not in ("http", "https"):
         raise TrackingError(f"--tracking-uri {uri}: unsupported scheme {scheme!r}; {allowed}")
