@@ -8,7 +8,7 @@ baseline arm), K and network width, through Ray Tune; every trial tracked in MLf
 
 On one 2-core CPU machine the default study (20 trials of 3,000 steps, 2 at a time, ASHA
 stopping the worst early, widths 0.125 to 1 where the capacity map shows plain DCGAN going from
-collapsed to covering) takes about 20 minutes; with GPUs (--gpus-per-trial > 0, the default
+collapsed to covering) takes about 10 minutes (measured: 9 min 45 s); with GPUs (--gpus-per-trial > 0, the default
 where this machine has one) it runs 48 trials of 20,000 steps, four to a GPU.
 """
 
@@ -24,8 +24,8 @@ MNIST3 = StudyScript(
                         "train.batch_size": 16, "data.source": "mnist-5k"},
                   num_samples=3, max_concurrent=2,
                   space={"k_choices": (8, 16), "width_range": (0.125, 0.25)}),
-    # sized for ~20 minutes on 2 cores (a step takes 15 ms at width 0.125, 35 ms at 1, one
-    # thread); widths where the capacity map (docs/stacked_mnist.md) shows the choice matters
+    # about 10 minutes on 2 cores (a step takes 15 ms at width 0.125, 35 ms at 1, one thread);
+    # widths where the capacity map (docs/stacked_mnist.md) shows the choice matters
     cpu=Profile(base={"train.steps": 3000, "run.eval_every": 750, "run.eval_samples": 10000},
                 num_samples=20, max_concurrent=2,
                 space={"k_choices": (16, 32, 64), "width_range": (0.125, 1.0)}),

@@ -22,7 +22,7 @@ def test_mnist3_defaults_follow_section_5_3():
     assert (cfg.method, cfg.train.lr, cfg.train.lr_d, cfg.train.batch_size, cfg.loss.k) == (
         "gan_si", 2e-4, 2e-4, 64, 64)
     assert (cfg.train.beta1, cfg.train.beta2, cfg.run.eval_samples) == (0.5, 0.999, 26_000)
-    assert cfg.loss.sigma == 0.05 and cfg.loss.lam == 1.0
+    assert cfg.loss.sigma == 0.05 and cfg.loss.lam == 0.1
     assert from_flat({"data.name": "mnist3", "train.lr": 1e-3}).train.lr == 1e-3  # user wins
 
 

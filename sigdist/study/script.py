@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from dataclasses import dataclass, field
@@ -88,7 +89,9 @@ def main(script: StudyScript, argv: list[str] | None = None) -> int:
         seed=args.seed, address=args.address, storage_path=storage_path,
         tracking_uri=tracking_uri, objective=args.objective, resume=args.resume,
         space=profile.space, grid=grid, tied=tied)
-    print(f"study {name} ({kind} profile): {options.num_samples} trials, "
+    trials = options.num_samples * math.prod(len(values) for values in grid.values())
+    print(f"study {name} ({kind} profile): {trials} trials"
+          + (" (a grid: " + " x ".join(grid) + ")" if grid else "") + ", "
           f"{options.max_concurrent} at a time, {base['train.steps']} steps each; "
           f"tracking {tracking_uri}", flush=True)
     parent = open_study_run(options)
