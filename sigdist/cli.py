@@ -144,23 +144,13 @@ def _train(args: argparse.Namespace) -> int:
 def _lock_run_directory(out: str):
     """An exclusive lock on the run directory for this process's lifetime: a second
     ``sigdist train`` on the same --out is refused, naming the holder."""
-    import fcntl
+    from sigdist.locks import LockHeld, hold_lock
 
-    path = os.path.join(out, ".lock")
-    handle = open(path, "a+")
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.seek(0)
-        holder = handle.read().strip() or "another process"
-        handle.close()
-        raise UsageError(f"--out: {out} is in use by {holder}; wait for it to end or choose "
-                         "another --out") from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"sigdist train (pid {os.getpid()})")
-    handle.flush()
-    return handle
+        return hold_lock(os.path.join(out, ".lock"), "sigdist train")
+    except LockHeld as held:
+        raise UsageError(f"--out: {out} is in use by {held.holder}; wait for it to end or "
+                         "choose another --out") from None
 
 
 def _sample(args: argparse.Namespace) -> int:

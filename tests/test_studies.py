@@ -155,13 +155,14 @@ def test_a_second_study_of_the_same_name_is_refused_while_the_first_runs(tmp_pat
     storage.mkdir()
     with open(storage / ".busy.lock", "a+") as first:  # what a running study holds
         fcntl.flock(first, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        first.write("pid 4242")
+        first.write("study busy (pid 4242)")
         first.flush()
         result = run_script("gmm25_sweep.py", "--smoke-test", "--name", "busy",
                             "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db",
                             "--storage-path", str(storage), cwd=tmp_path, timeout=120)
     assert result.returncode == 2
-    assert "the study 'busy' under" in result.stderr and "running in pid 4242" in result.stderr
+    assert "the study 'busy' under" in result.stderr
+    assert "running in study busy (pid 4242)" in result.stderr
     assert not (storage / "busy").exists()
 
 

@@ -141,31 +141,21 @@ def prepare_storage(storage_path: str, name: str, parser: argparse.ArgumentParse
     is refused (exit 2) instead of merging with this one. Returns the lock's open file."""
     if "://" in storage_path:
         return None  # a cloud path: Tune checks it
-    import fcntl
-
     try:
         os.makedirs(storage_path, exist_ok=True)
     except OSError as err:
         parser.error(f"--storage-path: cannot create {storage_path}: {err.strerror}")
     if not os.access(storage_path, os.W_OK):
         parser.error(f"--storage-path: {storage_path} is not writable")
-    path = os.path.join(storage_path, f".{name}.lock")
+    from sigdist.locks import LockHeld, hold_lock
+
     try:
-        handle = open(path, "a+")
+        return hold_lock(os.path.join(storage_path, f".{name}.lock"), f"study {name}")
+    except LockHeld as held:
+        parser.error(f"--name: the study {name!r} under {storage_path} is running in "
+                     f"{held.holder}; wait for it, or choose another --name")
     except OSError as err:
         parser.error(f"--storage-path: cannot write in {storage_path}: {err.strerror}")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.seek(0)
-        holder = handle.read().strip() or "another process"
-        parser.error(f"--name: the study {name!r} under {storage_path} is running in {holder}; "
-                     "wait for it, or choose another --name")
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"pid {os.getpid()}")
-    handle.flush()
-    return handle
 
 
 def prepare_tracking(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str:
