@@ -54,12 +54,12 @@ def run_one(job: tuple[dict, int]) -> dict:
                                     | {"variant": variant} | metrics) + "\n")
 
     trainer = Trainer(from_flat(flat))
-    scorer_time = trainer.evaluate  # time evaluations apart from training
+    evaluate = trainer.evaluate  # evaluations are timed apart from training
 
     def timed_evaluate() -> dict:
         begin = time.perf_counter()
         try:
-            return scorer_time()
+            return evaluate()
         finally:
             evaluating["s"] += time.perf_counter() - begin
 

@@ -103,7 +103,6 @@ class Trainer:
     def _data_batch(self, n: int) -> torch.Tensor:
         return self.data.sample(n, self.rng, device=self.device)
 
-    @torch.no_grad()
     def generate(self, n: int, *, seed: int | None = None, batch_size: int = 10_000
                  ) -> torch.Tensor:
         """n generated samples on the CPU, from the generator in eval mode (batch norm on its

@@ -8,8 +8,9 @@ baseline arm), K and network width, through Ray Tune; every trial tracked in MLf
 
 On one 2-core CPU machine the default study (20 trials of 3,000 steps, 2 at a time, ASHA
 stopping the worst early, widths 0.125 to 1 where the capacity map shows plain DCGAN going from
-collapsed to covering) takes about 10 minutes (measured: 9 min 45 s); with GPUs (--gpus-per-trial > 0, the default
-where this machine has one) it runs 48 trials of 20,000 steps, four to a GPU.
+collapsed to covering) takes about 10 minutes (measured: 9 min 45 s); with GPUs
+(--gpus-per-trial > 0, the default where this machine has one) it runs 48 trials of 20,000
+steps, four to a GPU.
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import optuna
 import pytest
-from browser import free_port, mlflow_server
+from browser import mlflow_server
+from processes import free_port
 from studyrun import TERMINAL, run_script, study_runs
 
 from sigdist.config import WIDTH_PRESETS, Config, from_flat, parse_assignment
