@@ -138,6 +138,14 @@ def test_cluster_yaml_keeps_token_auth_on_and_mlflow_private():
     assert any("pip install" in c and "-e ~/sigdist" in c for c in cluster["setup_commands"])
 
 
+def test_cluster_yaml_installs_nothing_from_a_script_piped_into_a_shell():
+    setup = load_cluster()["setup_commands"]
+    assert not [c for c in setup if re.search(r"\b(curl|wget)\b|\|\s*(ba)?sh\b", c)]
+    # uv comes from the package index at a pinned version, before its first use
+    (first_uv,) = [i for i, c in enumerate(setup) if "~/.local/bin/uv" in c][:1]
+    assert re.search(r'python3 -m pip install .*"uv==\d+\.\d+\.\d+"', setup[first_uv])
+
+
 # ---------------------------------------------------------------------------------------------
 # A real `ray up` over SSH to 127.0.0.1
 

@@ -235,3 +235,42 @@ def test_a_study_without_address_starts_its_own_ray_and_joins_no_other(tmp_path)
         result.stdout, result.stdout[-2000:]
     client, parent, children = study_runs(uri, "gmm25_sweep_smoke")
     assert parent.info.status == "FINISHED" and len(children) == 4
+
+
+def test_ctrl_c_ends_the_study_interrupted_and_resume_clears_the_marks(tmp_path):
+    """Tune catches SIGINT itself and returns as if the study were done; the study must exit
+    130 with its parent and its cut-short trial KILLED and tagged, and --resume finish it."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    steps, every = 1500, 250
+    flags = ["--num-samples", "2", "--max-concurrent", "1", "--name", "ctrlc",
+             "--set", f"train.steps={steps}", "--set", f"run.eval_every={every}",
+             "--set", "run.eval_samples=5000", "--tracking-uri", uri,
+             "--storage-path", str(tmp_path / "ray")]
+    proc = start_script("gmm25_sweep.py", *flags, cwd=tmp_path)
+    try:
+        def mid_run():
+            return any(results and every <= results[-1]["step"] < steps - 2 * every
+                       for results in trial_results(tmp_path / "ray" / "ctrlc").values())
+
+        wait_for(mid_run, timeout=300, what="a trial mid-run", proc=proc)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err[-3000:]
+    assert "interrupted; continue it with the same command and --resume --name ctrlc" in err
+    _, parent, children = study_runs(uri, "gmm25_sweep")
+    assert parent.info.status == "KILLED" and parent.data.tags["sigdist.ended"] == "interrupted"
+    (cut,) = [c for c in children if "sigdist.interrupted" in c.data.tags]
+    assert cut.info.status == "KILLED" and "sigdist.stopped" not in cut.data.tags
+    assert all(c.info.status in TERMINAL for c in children)
+
+    resumed = run_script("gmm25_sweep.py", *flags, "--resume", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    _, parent, children = study_runs(uri, "gmm25_sweep")
+    assert parent.info.status == "FINISHED"
+    assert not {"sigdist.ended", "sigdist.interrupted"} & set(parent.data.tags)
+    assert len(children) == 2
+    again = next(c for c in children if c.info.run_id == cut.info.run_id)
+    assert "sigdist.interrupted" not in again.data.tags
+    assert again.info.status in ("FINISHED", "KILLED")  # ASHA may stop it, now as a scheduler

@@ -97,21 +97,43 @@ def main(script: StudyScript, argv: list[str] | None = None) -> int:
     parent = open_study_run(options)
     try:
         results = run_study(options, parent_run_id=parent)
+        if was_interrupted(options, results, parent, trials):
+            # Ray Tune catches Ctrl-C itself: it stops the running trials, saves the study
+            # and returns as if done. The study is not done: it says so and exits 130.
+            raise KeyboardInterrupt
         report(options, results, parent)
+    except KeyboardInterrupt as err:
+        end_study_run(tracking_uri, parent, err)
+        print(f"\nstudy {name} interrupted; continue it with the same command and --resume "
+              f"--name {name}", file=sys.stderr, flush=True)
+        return 130
     except BaseException as err:  # every way out ends the parent run, saying why
         end_study_run(tracking_uri, parent, err)
         raise
     return 1 if results.num_errors == len(results) else 0
 
 
+def was_interrupted(options: StudyOptions, results, parent_run_id: str, trials: int) -> bool:
+    """Whether Tune returned before the study's end: fewer trials than planned, or trials
+    the tracking callback found unfinished (tagged on the parent run)."""
+    from mlflow import MlflowClient
+
+    from sigdist.study.tracking import INTERRUPTED_TAG
+
+    tags = MlflowClient(options.tracking_uri).get_run(parent_run_id).data.tags
+    return len(results) < trials or INTERRUPTED_TAG in tags
+
+
 def end_study_run(tracking_uri: str, parent_run_id: str, err: BaseException) -> None:
     """The parent run of a study that ended by an error or an interrupt: KILLED, with why."""
     from mlflow import MlflowClient
 
+    from sigdist.study.tracking import ENDED_TAG
+
     client = MlflowClient(tracking_uri)
     reason = "interrupted" if isinstance(err, KeyboardInterrupt) else (
         f"{type(err).__name__}: {err}"[:4000])
-    client.set_tag(parent_run_id, "sigdist.ended", reason)
+    client.set_tag(parent_run_id, ENDED_TAG, reason)
     client.set_terminated(parent_run_id, status="KILLED")
 
 

@@ -26,6 +26,8 @@ STUDY_TAG = "sigdist.study"
 PARENT_TAG = "mlflow.parentRunId"
 FAILURE_TAG = "sigdist.failure"
 LOST_TAG = "sigdist.lost"
+INTERRUPTED_TAG = "sigdist.interrupted"
+ENDED_TAG = "sigdist.ended"
 # Ray's bookkeeping in every result; not curves worth plotting.
 _NOT_METRICS = {"done", "training_iteration", "timestamp", "pid", "iterations_since_restore",
                 "time_since_restore", "time_this_iter_s"}
@@ -86,9 +88,13 @@ def start_study_run(uri: str, experiment: str, study: str, params: dict[str, Any
     found = client.get_experiment_by_name(experiment)
     experiment_id = found.experiment_id if found else client.create_experiment(experiment)
     runs = client.search_runs([experiment_id], f"tags.`{STUDY_TAG}` = '{study}'")
-    if runs:
-        client.update_run(runs[0].info.run_id, status="RUNNING")
-        return runs[0].info.run_id
+    if runs:  # resumed: running again, no longer marked as ended
+        run_id = runs[0].info.run_id
+        client.update_run(run_id, status="RUNNING")
+        for tag in (ENDED_TAG, INTERRUPTED_TAG):
+            if tag in runs[0].data.tags:
+                client.delete_tag(run_id, tag)
+        return run_id
     run = client.create_run(experiment_id, run_name=study, tags={STUDY_TAG: study})
     client.log_batch(run.info.run_id,
                      params=[Param(k, str(v)) for k, v in sorted(params.items())])
@@ -171,6 +177,8 @@ class MlflowTrialCallback(tune.Callback):
         run_id = self.run_id(trial)
         self._closed.discard(trial.trial_id)
         self.client.update_run(run_id, status="RUNNING")
+        if INTERRUPTED_TAG in self.client.get_run(run_id).data.tags:  # resumed
+            self.client.delete_tag(run_id, INTERRUPTED_TAG)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         step = int(result.get("step", result.get("training_iteration", 0)))
@@ -227,13 +235,26 @@ class MlflowTrialCallback(tune.Callback):
         self._close(trial, "FAILED", **{FAILURE_TAG: _failure_reason(trial)})
 
     def on_experiment_end(self, trials, **info):
-        # Whatever a hook missed (a driver restarted between a decision and its hook) is
-        # settled from the trials' final states, so no run stays RUNNING.
+        # A trial the scheduler stopped or that finished was closed by its hook. One Tune
+        # ended without a hook was cut short by an interrupt (Ctrl-C: Tune stops every running
+        # trial and saves the study): KILLED, tagged, continued by --resume. A study with
+        # unfinished trials says so on its parent run, where the driver reads it.
+        unfinished = [trial for trial in trials if trial.status not in ("TERMINATED", "ERROR")]
         for trial in trials:
-            if trial.status == "TERMINATED":
-                self.on_trial_complete(0, trials, trial)
-            elif trial.status == "ERROR":
+            if trial.status == "ERROR":
                 self.on_trial_error(0, trials, trial)
+            elif trial.status == "TERMINATED" and trial.trial_id not in self._closed:
+                steps = int(trial.config.get("train.steps", 0))
+                last = int((trial.last_result or {}).get("step", 0))
+                if last >= steps:
+                    self._close(trial, "FINISHED")
+                else:
+                    unfinished.append(trial)
+                    self._close(trial, "KILLED", **{INTERRUPTED_TAG: f"at step {last} of "
+                                                    f"{steps}; --resume continues it"})
+        if unfinished:
+            self.client.set_tag(self.parent_run_id, INTERRUPTED_TAG,
+                                f"{len(unfinished)} trial(s) unfinished")
         # A trial started after Tune last saved the study is unknown to a resumed study (its
         # proposal is made again, as a new trial): its run ends KILLED and says so.
         known = {trial.trial_id for trial in trials}
