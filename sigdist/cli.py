@@ -56,9 +56,15 @@ def _parser() -> argparse.ArgumentParser:
 def _train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from sigdist.config import from_assignments, from_flat, parse_assignment, save_json
+    from sigdist.config import (
+        ConfigError,
+        from_assignments,
+        from_flat,
+        parse_assignment,
+        save_json,
+    )
     from sigdist.plots import save_samples
-    from sigdist.train import DivergenceError, Trainer, load_checkpoint
+    from sigdist.train import CheckpointError, DivergenceError, Trainer, load_checkpoint
 
     out = args.out
     checkpoint_path = os.path.join(out, "checkpoint.pt")
@@ -87,9 +93,8 @@ def _train(args: argparse.Namespace) -> int:
         try:
             state = load_checkpoint(checkpoint_path)
             cfg = from_flat({**state["config"], **updates})
-        except (ValueError, KeyError, RuntimeError, OSError) as err:
-            raise UsageError(f"--resume: {checkpoint_path} is not a usable sigdist checkpoint "
-                             f"({type(err).__name__}: {err})") from None
+        except (CheckpointError, ConfigError) as err:
+            raise UsageError(f"--resume: {err}") from None
         done = int(state["step"])
         if cfg.train.steps < done:
             raise UsageError(f"--resume: train.steps={cfg.train.steps} is below the {done} "
@@ -99,7 +104,10 @@ def _train(args: argparse.Namespace) -> int:
                   "(give a larger train.steps to continue it)", file=sys.stderr)
             return 0
         trainer = Trainer(cfg)
-        trainer.load_state_dict(state)
+        try:
+            trainer.load_state_dict(state)
+        except CheckpointError as err:
+            raise UsageError(f"--resume {checkpoint_path}: {err}") from None
     else:
         if os.path.exists(checkpoint_path):  # another writer won the race to this folder
             raise UsageError(f"{out} already holds a run (checkpoint.pt); choose another --out")
@@ -151,15 +159,20 @@ def _lock_run_directory(out: str):
     except LockHeld as held:
         raise UsageError(f"--out: {out} is in use by {held.holder}; wait for it to end or "
                          "choose another --out") from None
+    except OSError as err:  # e.g. an existing folder on a read-only file system
+        raise UsageError(f"--out: cannot write in {out}: {err.strerror}") from None
 
 
 def _sample(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from sigdist.train import Trainer
+    from sigdist.config import ConfigError
+    from sigdist.train import CheckpointError, Trainer
 
     if args.n < 1:
         raise UsageError(f"--n: got {args.n}; allowed: an integer >= 1")
+    if args.seed is not None and not 0 <= args.seed < 2**32:
+        raise UsageError(f"--seed: got {args.seed}; allowed: an integer in [0, 2^32 - 1]")
     if not os.path.isfile(args.checkpoint):
         raise UsageError(f"--checkpoint: no such file {args.checkpoint}")
     if not args.out.endswith(".npy"):
@@ -167,11 +180,14 @@ def _sample(args: argparse.Namespace) -> int:
     _check_writable_file("--out", args.out)
     try:
         trainer = Trainer.from_checkpoint(args.checkpoint)
-    except (ValueError, RuntimeError, OSError) as err:
+    except (CheckpointError, ConfigError) as err:  # ConfigError: its config, e.g. the device
         raise UsageError(f"--checkpoint {args.checkpoint}: {err}") from None
     shape = (args.n, *trainer.data_shape)
     # written chunk by chunk into the .npy file: memory stays O(chunk) for any --n
-    samples = np.lib.format.open_memmap(args.out, mode="w+", dtype=np.float32, shape=shape)
+    try:
+        samples = np.lib.format.open_memmap(args.out, mode="w+", dtype=np.float32, shape=shape)
+    except OSError as err:  # e.g. a name too long, a full or read-only disk
+        raise UsageError(f"--out: cannot write {args.out}: {err.strerror}") from None
     start = 0
     for chunk in trainer.iter_generate(args.n, seed=args.seed):
         samples[start:start + len(chunk)] = chunk.numpy()

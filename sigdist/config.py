@@ -328,8 +328,25 @@ def from_flat(flat: dict[str, Any]) -> Config:
     return cfg
 
 
+# Dimensions of one data point where a memory bound depends on it (the toys have 1 or 2).
+DATA_DIMS = {"mnist3": 3 * 28 * 28}
+MAX_PAIRS = 2**26  # N x K entries of the L_K matrix: 256 MiB in float32, a few held in backward
+MAX_EVAL_BYTES = 2**31  # the generated evaluation samples, held at once in float32
+
+
 def _check_combination(cfg: Config) -> None:
-    """Constraints that span keys."""
+    """Constraints that span keys: what fits together, in memory and in the likelihood."""
+    if cfg.train.batch_size * cfg.loss.k > MAX_PAIRS:
+        raise ConfigError(
+            f"config keys 'train.batch_size' x 'loss.k': got {cfg.train.batch_size} x "
+            f"{cfg.loss.k}; allowed: a product <= {MAX_PAIRS:,} (the N x K likelihood matrix "
+            "of L_K)")
+    dim = DATA_DIMS.get(cfg.data.name, 2)
+    if cfg.run.eval_samples * dim * 4 > MAX_EVAL_BYTES:
+        raise ConfigError(
+            f"config key 'run.eval_samples': got {cfg.run.eval_samples:,} for "
+            f"{cfg.data.name}; allowed: at most {MAX_EVAL_BYTES // (4 * dim):,} (samples are "
+            "scored together, held in memory)")
     count_data = cfg.data.name in ("negbin", "poisson_negbin")
     if count_data and cfg.loss.likelihood == "gaussian" and cfg.method == "sig":
         raise ConfigError(

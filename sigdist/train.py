@@ -272,13 +272,20 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.generator.load_state_dict(state["generator"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        if self.adversarial:
-            self.discriminator.load_state_dict(state["discriminator"])
-            self.opt_d.load_state_dict(state["opt_d"])
-        self.rng.set_state(state["rng"])
-        self.step = int(state["step"])
+        """Restore a checkpoint's state; one whose weights do not fit this run's networks (or
+        lack the discriminator of an adversarial method) raises :class:`CheckpointError`."""
+        try:
+            self.generator.load_state_dict(state["generator"])
+            self.opt_g.load_state_dict(state["opt_g"])
+            if self.adversarial:
+                self.discriminator.load_state_dict(state["discriminator"])
+                self.opt_d.load_state_dict(state["opt_d"])
+            self.rng.set_state(state["rng"])
+            self.step = int(state["step"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as err:
+            raise CheckpointError(
+                f"the checkpoint does not fit a {self.cfg.method} run on {self.cfg.data.name}"
+                f" ({type(err).__name__}: {str(err).splitlines()[0][:300]})") from None
 
     def save(self, path: str) -> None:
         """Write the checkpoint atomically (a crash mid-write leaves the previous one intact)."""
@@ -299,8 +306,25 @@ class Trainer:
         return trainer
 
 
+class CheckpointError(ValueError):
+    """A file that is no usable sigdist checkpoint: unreadable, of another format, missing a
+    part, or holding weights that do not fit its own config."""
+
+
+_CHECKPOINT_PARTS = ("config", "step", "generator", "opt_g", "rng")
+
+
 def load_checkpoint(path: str) -> dict[str, Any]:
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    """The checkpoint at ``path`` (weights only: no pickled code runs), checked for its parts."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # empty, truncated, not a torch file, or unsafe pickle content
+        raise CheckpointError(f"{path} cannot be read as a checkpoint ({type(err).__name__}: "
+                              f"{str(err).splitlines()[0][:200] if str(err) else ''})") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a sigdist checkpoint (format {CHECKPOINT_FORMAT})")
+        raise CheckpointError(f"{path} is not a sigdist checkpoint (format {CHECKPOINT_FORMAT})")
+    missing = [part for part in _CHECKPOINT_PARTS if part not in state]
+    if missing or not isinstance(state["config"], dict):
+        raise CheckpointError(f"{path} lacks {', '.join(missing) or 'a config'}; it is no "
+                              "complete sigdist checkpoint")
     return state

@@ -197,3 +197,82 @@ def test_sample_streams_into_the_file(trained_run, tmp_path):
     sigdist("sample", "--checkpoint", str(trained_run / "checkpoint.pt"), "--n", "25001",
             "--out", str(again))
     assert np.array_equal(np.load(again), np.asarray(samples))
+
+
+def _broken_checkpoint(trained_run, tmp_path, kind: str):
+    """A run directory whose checkpoint is empty, lacks a part, or holds weights that do not
+    fit its own config."""
+    import torch
+
+    run = _copy_run(trained_run, tmp_path / kind)
+    path = run / "checkpoint.pt"
+    if kind == "empty":
+        path.write_bytes(b"")
+        return run
+    state = torch.load(path, weights_only=True)
+    if kind == "no_generator":
+        del state["generator"]
+    elif kind == "no_config":
+        del state["config"]
+    else:  # weights of 100-unit layers under a config of 50-unit layers
+        state["config"] = {**state["config"], "model.hidden": 50}
+    torch.save(state, path)
+    return run
+
+
+@pytest.mark.parametrize("kind", ["empty", "no_generator", "no_config", "mismatched"])
+def test_unusable_checkpoints_are_refused_by_sample_and_resume(trained_run, tmp_path, kind):
+    run = _broken_checkpoint(trained_run, tmp_path, kind)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    out = tmp_path / "samples.npy"
+    sampled = sigdist("sample", "--checkpoint", str(run / "checkpoint.pt"), "--n", "10",
+                      "--out", str(out))
+    resumed = sigdist("train", "--out", str(run), "--resume", "--set", "train.steps=40",
+                      "--quiet")
+    for result in (sampled, resumed):
+        assert result.returncode == 2, result.stderr[-2000:]
+        assert len(result.stderr.strip().splitlines()) == 1 and "checkpoint" in result.stderr
+    assert not out.exists()
+    after = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != ".lock"}
+    assert after == before
+
+
+def test_names_too_long_and_seeds_out_of_range_are_refused(trained_run, tmp_path):
+    long_name = "x" * 300
+    train = sigdist("train", *QUICK, "--out", str(tmp_path / long_name))
+    sample = sigdist("sample", "--checkpoint", str(trained_run / "checkpoint.pt"), "--n", "5",
+                     "--out", str(tmp_path / (long_name + ".npy")))
+    seed = sigdist("sample", "--checkpoint", str(trained_run / "checkpoint.pt"), "--n", "5",
+                   "--seed", str(2**40), "--out", str(tmp_path / "s.npy"))
+    for result, says in ((train, "File name too long"), (sample, "File name too long"),
+                         (seed, "--seed: got 1099511627776")):
+        assert result.returncode == 2 and says in result.stderr, result.stderr[-2000:]
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_read_only_file_system_is_refused_before_any_work(trained_run, tmp_path):
+    """A real read-only mount (a mount namespace of the test's own): root's permission bits
+    would not stop a write, the file system does."""
+    from processes import namespaces_work
+
+    if not namespaces_work():
+        pytest.skip("needs `unshare --mount` (root or a privileged container)")
+    ro = tmp_path / "ro"
+    existing = ro / "existing_run"
+    existing.mkdir(parents=True)
+    python = f"{sys.executable} -m sigdist"
+    quick = " ".join(QUICK)
+    script = (f"mount --bind {ro} {ro} && mount -o remount,bind,ro {ro} && "
+              f"{{ {python} train {quick} --out {ro}/new; echo rc=$?; "
+              f"{python} train {quick} --out {existing}; echo rc=$?; "
+              f"{python} sample --checkpoint {trained_run}/checkpoint.pt --n 5 "
+              f"--out {ro}/s.npy; echo rc=$?; }}")
+    result = subprocess.run(["unshare", "--mount", "bash", "-c", script], capture_output=True,
+                            text=True, timeout=300)
+    assert result.stdout.split() == ["rc=2"] * 3, result.stdout + result.stderr[-3000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 3 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert all("Read-only file system" in line or "not writable" in line for line in lines)
+    assert sorted(p.name for p in ro.iterdir()) == ["existing_run"]
+    assert list(existing.iterdir()) == []

@@ -154,3 +154,13 @@ def test_bad_assignments(text, fragment):
     with pytest.raises(ConfigError) as err:
         from_assignments([text])
     assert fragment in str(err.value)
+
+
+def test_sizes_that_cannot_fit_in_memory_together_are_refused():
+    from_flat({"train.batch_size": 8192, "loss.k": 8192})  # 2^26 pairs: the largest allowed
+    with pytest.raises(ConfigError, match=r"'train.batch_size' x 'loss.k': got 65536 x 65536"):
+        from_flat({"train.batch_size": 65536, "loss.k": 65536})
+    from_flat({"data.name": "gmm25", "run.eval_samples": 2_000_000})
+    with pytest.raises(ConfigError, match=r"'run.eval_samples': got 2,000,000 for mnist3; "
+                       r"allowed: at most 228,261"):
+        from_flat({"data.name": "mnist3", "run.eval_samples": 2_000_000})
