@@ -1,6 +1,6 @@
 """What the study benchmarks share: flags that size a trial, the flat config they give
 (validated), the part of it worth printing, and a timed Tune run tracked in MLflow as studies
-are (the study's callback, checkpoints kept as the runner keeps them)."""
+are: through the study runner's own Tuner builder."""
 
 from __future__ import annotations
 
@@ -43,27 +43,19 @@ def shown_config(flat: dict) -> dict:
 
 def fit_tracked(param_space: dict, *, name: str, workdir: str, uri: str, experiment: str,
                 max_concurrent: int | None = None, reuse_actors: bool = False):
-    """Tune over ``train_sigdist`` (1 CPU a trial) with the MLflow callback: (grid, wall s)."""
-    from ray import tune
+    """The study runner's own Tuner (``build_tuner``: 1 CPU a trial, checkpoints, the MLflow
+    callback) over ``param_space``, whose ``tune.grid_search`` entries make a grid study:
+    (results, wall s)."""
+    from sigdist.study.runner import StudyOptions, build_tuner, open_study_run
 
-    from sigdist.study.runner import SCHEDULER_METRIC
-    from sigdist.study.tracking import MlflowTrialCallback, start_study_run
-    from sigdist.study.trainable import train_sigdist
-
-    flat = {k: v for k, v in param_space.items() if not isinstance(v, dict)}
-    parent = start_study_run(uri, experiment, name, flat)
-    tuner = tune.Tuner(
-        tune.with_resources(train_sigdist, {"cpu": 1}),
-        param_space=param_space,
-        tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=max_concurrent,
-                                    reuse_actors=reuse_actors),
-        run_config=tune.RunConfig(
-            name=name, storage_path=os.path.join(workdir, "ray"), verbose=0,
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            callbacks=[MlflowTrialCallback(uri, parent, metric=SCHEDULER_METRIC[0],
-                                           mode=SCHEDULER_METRIC[1])]),
-    )
+    base = {k: v for k, v in param_space.items() if not isinstance(v, dict)}
+    grid = {k: tuple(v["grid_search"]) for k, v in param_space.items() if isinstance(v, dict)}
+    options = StudyOptions(
+        name=name, experiment=experiment, base=base, num_samples=1,
+        max_concurrent=max_concurrent or 0, cpus_per_trial=1, gpus_per_trial=0, seed=0,
+        address=None, storage_path=os.path.join(workdir, "ray"), tracking_uri=uri, grid=grid)
+    tuner = build_tuner(options, open_study_run(options), verbose=0, reuse_actors=reuse_actors)
     start = time.perf_counter()
     with contextlib.redirect_stdout(sys.stderr):  # Tune's own tables: keep stdout the report
-        grid = tuner.fit()
-    return grid, time.perf_counter() - start
+        grid_results = tuner.fit()
+    return grid_results, time.perf_counter() - start

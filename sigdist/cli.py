@@ -1,4 +1,4 @@
-"""``sigdist`` command line: ``train`` a run, ``sample`` from its checkpoint, ``score`` samples.
+"""The sigdist command line: train a run, sample from its checkpoint, score samples.
 
 Bad input (an unknown key, a bad value, a missing file) prints one clear message and exits with
 status 2 before anything is written.
@@ -49,22 +49,18 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument("--source", default="auto", help="MNIST source for the classifier: "
                        "auto, mnist-60k or mnist-5k")
 
-    commands.add_parser("keys", help="list the config keys with their defaults")
+    keys = commands.add_parser("keys", help="list the config keys with their defaults and "
+                               "meanings")
+    keys.add_argument("--markdown", action="store_true", help="as the README's table")
     return parser
 
 
 def _train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from sigdist.config import (
-        ConfigError,
-        from_assignments,
-        from_flat,
-        parse_assignment,
-        save_json,
-    )
-    from sigdist.plots import save_samples
-    from sigdist.train import CheckpointError, DivergenceError, Trainer, load_checkpoint
+    from sigdist.config import from_assignments, parse_assignment, save_json
+    from sigdist.plots import save_trainer_samples
+    from sigdist.train import CheckpointError, DivergenceError, Trainer
 
     out = args.out
     checkpoint_path = os.path.join(out, "checkpoint.pt")
@@ -91,23 +87,17 @@ def _train(args: argparse.Namespace) -> int:
     _lock = _lock_run_directory(out)  # noqa: F841 (held until the process ends)
     if args.resume:
         try:
-            state = load_checkpoint(checkpoint_path)
-            cfg = from_flat({**state["config"], **updates})
-        except (CheckpointError, ConfigError) as err:
+            trainer = Trainer.from_checkpoint(checkpoint_path, overrides=updates)
+        except CheckpointError as err:
             raise UsageError(f"--resume: {err}") from None
-        done = int(state["step"])
-        if cfg.train.steps < done:
-            raise UsageError(f"--resume: train.steps={cfg.train.steps} is below the {done} "
-                             "steps the run has done; allowed: at least that many")
-        if cfg.train.steps == done:
+        done, steps = trainer.step, trainer.cfg.train.steps
+        if steps < done:
+            raise UsageError(f"--resume: train.steps={steps} is below the {done} steps the run "
+                             "has done; allowed: at least that many")
+        if steps == done:
             print(f"{out}: the run has done its {done} steps; nothing to resume "
                   "(give a larger train.steps to continue it)", file=sys.stderr)
             return 0
-        trainer = Trainer(cfg)
-        try:
-            trainer.load_state_dict(state)
-        except CheckpointError as err:
-            raise UsageError(f"--resume {checkpoint_path}: {err}") from None
     else:
         if os.path.exists(checkpoint_path):  # another writer won the race to this folder
             raise UsageError(f"{out} already holds a run (checkpoint.pt); choose another --out")
@@ -122,15 +112,10 @@ def _train(args: argparse.Namespace) -> int:
         if _trainer.step % 50 == 0:
             bar.set_postfix({k: f"{v:.3g}" for k, v in step_losses.items()}, refresh=False)
 
-    def picture(path: str) -> None:
-        # Enough points for a scatter; an image grid shows the first 64. The evaluation seed.
-        samples = trainer.generate(min(cfg.run.eval_samples, 5000))
-        save_samples(samples, trainer.data, path,
-                     title=f"{cfg.method}, {cfg.data.name}, step {trainer.step}")
-
     def report(_trainer: Trainer, metrics: dict[str, float]) -> None:
         _trainer.save(checkpoint_path)
-        picture(os.path.join(out, "samples", f"step_{_trainer.step:07d}.png"))
+        save_trainer_samples(_trainer,
+                             os.path.join(out, "samples", f"step_{_trainer.step:07d}.png"))
         shown = {k: v for k, v in metrics.items() if not k.startswith("loss")}
         bar.write(f"step {_trainer.step}: " + ", ".join(f"{k}={v:.4g}" for k, v in shown.items()))
 
@@ -144,7 +129,7 @@ def _train(args: argparse.Namespace) -> int:
     with open(os.path.join(out, "metrics.json"), "w") as fh:
         json.dump(metrics, fh, indent=2)
         fh.write("\n")
-    picture(os.path.join(out, "samples.png"))
+    save_trainer_samples(trainer, os.path.join(out, "samples.png"))
     print(json.dumps(metrics))
     return 0
 
@@ -252,11 +237,19 @@ def _check_writable_file(flag: str, path: str) -> None:
         raise UsageError(f"{flag}: directory {parent} does not exist or is not writable")
 
 
-def _keys() -> int:
-    from sigdist.config import Config
+def _keys(markdown: bool) -> int:
+    from sigdist.config import key_help
 
-    for key, value in Config().to_flat().items():
-        print(f"{key}={value}")
+    rows = key_help()
+    if markdown:  # the README's table
+        print("| key | default | meaning |\n| --- | --- | --- |")
+        for key, (default, text) in rows.items():
+            shown = str(default).lower() if isinstance(default, bool) else default
+            print(f"| `{key}` | `{shown}` | {text} |")
+        return 0
+    width = max(len(f"{key}={default}") for key, (default, _) in rows.items())
+    for key, (default, text) in rows.items():
+        print(f"{f'{key}={default}':<{width}}  # {text}")
     return 0
 
 
@@ -271,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
             return _sample(args)
         if args.command == "score":
             return _score(args)
-        return _keys()
+        return _keys(args.markdown)
     except (UsageError, ConfigError) as err:
         print(f"sigdist {args.command}: error: {err}", file=sys.stderr)
         return USAGE_ERROR

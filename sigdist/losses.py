@@ -192,11 +192,9 @@ def semi_implicit_generator_loss(
     """GAN-SI / WGAN-GP-SI generator loss (Section 3, Algorithm 1): adversarial + lam * L_K.
 
     L_K is ``sig_loss(x, fake)`` on the same K generated samples that the adversarial loss
-    scored. With lam == 0 the SIG term is not computed, so a plain GAN pays nothing extra.
+    scored. (Plain GAN and WGAN-GP do not call this: ``Config.sig_weight`` is 0 for them.)
     """
     if lam < 0:
         raise ValueError(f"lam must be >= 0, got {lam!r}")
-    if lam == 0:
-        return adversarial_loss
     sig = sig_loss(x, fake, likelihood=likelihood, sigma=sigma, per_dim=per_dim)
     return adversarial_loss + lam * sig

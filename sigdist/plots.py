@@ -60,3 +60,11 @@ def save_samples(samples: torch.Tensor, data: DataSet, path: str, *, title: str 
     fig = samples_figure(samples, data, title=title)
     fig.savefig(path)
     plt.close(fig)
+
+
+def save_trainer_samples(trainer, path: str) -> None:
+    """The picture of a run at its current step (a :class:`sigdist.train.Trainer`): 64 images,
+    or 2,000 points of a toy, drawn with the evaluation seed so pictures compare across steps."""
+    samples = trainer.generate(64 if len(trainer.data.shape) == 3 else 2000)
+    save_samples(samples, trainer.data, path,
+                 title=f"{trainer.cfg.method}, {trainer.cfg.data.name}, step {trainer.step}")

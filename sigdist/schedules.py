@@ -11,14 +11,16 @@ from sigdist.config import Config
 def sigma_at(cfg: Config, step: int) -> float:
     """The Gaussian likelihood's sigma at optimiser step ``step`` (0-based).
 
-    Geometric from ``loss.sigma_start`` down to ``loss.sigma`` over ``loss.sigma_anneal_steps``
-    absolute steps (not a fraction of ``train.steps``, so an extended run keeps it), then
-    ``loss.sigma``: the paper's L_K (Lemma 1) is what the run ends on. See ``LossConfig``.
+    Geometric from ``loss.sigma_start`` down to ``loss.sigma`` over the first
+    ``loss.sigma_anneal`` fraction of ``train.steps``, then ``loss.sigma``: the paper's L_K
+    (Lemma 1) is what the run ends on, however short. (Extending a run's ``train.steps``
+    stretches its annealing: the schedule is the one a run of that length follows.)
     """
     loss = cfg.loss
-    if loss.sigma_anneal_steps == 0 or step >= loss.sigma_anneal_steps:
+    anneal_steps = round(loss.sigma_anneal * cfg.train.steps)
+    if anneal_steps == 0 or step >= anneal_steps:
         return loss.sigma
-    frac = step / loss.sigma_anneal_steps
+    frac = step / anneal_steps
     return loss.sigma_start ** (1.0 - frac) * loss.sigma**frac
 
 

@@ -25,7 +25,6 @@ from sigdist.models import build_discriminator, build_generator, likelihood_para
 from sigdist.schedules import lr_factor, sigma_at
 
 CHECKPOINT_FORMAT = 1
-ADVERSARIAL_METHODS = ("gan", "gan_si", "wgan_gp", "wgan_gp_si")
 # Offset between the training and evaluation seeds, so that the two streams never coincide.
 _EVAL_SEED_OFFSET = 1_000_003
 
@@ -71,7 +70,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.generator = build_generator(cfg, self.data_shape).to(self.device)
         self.noise_dim: int = self.generator.noise_dim
-        self.adversarial = cfg.method in ADVERSARIAL_METHODS
+        self.adversarial = cfg.is_adversarial
         adam = dict(betas=(cfg.train.beta1, cfg.train.beta2))
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg.train.lr, **adam)
         self.discriminator = self.opt_d = None
@@ -85,11 +84,6 @@ class Trainer:
         self._loss_count = 0
 
     # ----------------------------------------------------------------- sampling
-    @property
-    def lam(self) -> float:
-        """The SIG weight: ``loss.lam`` for the -SI methods, 0 for plain GAN / WGAN-GP."""
-        return self.cfg.loss.lam if self.cfg.method.endswith("_si") else 0.0
-
     def _noise(self, n: int, rng: torch.Generator) -> torch.Tensor:
         return torch.randn(n, self.noise_dim, generator=rng, device=self.device)
 
@@ -173,16 +167,18 @@ class Trainer:
     def _generator_update(self, x: torch.Tensor, fake: torch.Tensor,
                           adversarial: torch.Tensor) -> dict[str, torch.Tensor]:
         """Algorithm 1, last line: G descends adversarial loss + lam * L_K on the same K samples."""
-        cfg = self.cfg.loss
-        loss_g = losses.semi_implicit_generator_loss(
-            adversarial, x, fake, lam=self.lam, likelihood=cfg.likelihood,
-            sigma=sigma_at(self.cfg, self.step), per_dim=cfg.per_dim)
+        cfg, lam = self.cfg.loss, self.cfg.sig_weight
+        loss_g = adversarial  # plain GAN / WGAN-GP: no SIG term, nothing computed for it
+        if lam > 0:
+            loss_g = losses.semi_implicit_generator_loss(
+                adversarial, x, fake, lam=lam, likelihood=cfg.likelihood,
+                sigma=sigma_at(self.cfg, self.step), per_dim=cfg.per_dim)
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
         out = {"loss_g_adv": adversarial.detach(), "loss_g": loss_g.detach()}
-        if self.lam > 0:  # the SIG term itself, for the curves
-            out["loss_sig"] = (out["loss_g"] - out["loss_g_adv"]) / self.lam
+        if lam > 0:  # the SIG term itself, for the curves
+            out["loss_sig"] = (out["loss_g"] - out["loss_g_adv"]) / lam
         return out
 
     def _gan_step(self) -> dict[str, torch.Tensor]:
@@ -298,10 +294,14 @@ class Trainer:
     @classmethod
     def from_checkpoint(cls, path: str, *, device: torch.device | str | None = None,
                         overrides: dict[str, Any] | None = None) -> Trainer:
-        """Rebuild a run from its checkpoint; ``overrides`` may change e.g. ``train.steps``."""
+        """Rebuild a run from its checkpoint; ``overrides`` may change e.g. ``train.steps``.
+        An unusable checkpoint raises :class:`CheckpointError`, a bad override ConfigError."""
         state = load_checkpoint(path)
-        cfg = from_flat({**state["config"], **(overrides or {})})
-        trainer = cls(cfg, device=device)
+        try:
+            cfg = from_flat(state["config"])
+        except ConfigError as err:
+            raise CheckpointError(f"{path} holds an invalid config ({err})") from None
+        trainer = cls(cfg.replace(**(overrides or {})), device=device)
         trainer.load_state_dict(state)
         return trainer
 

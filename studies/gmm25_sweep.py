@@ -8,22 +8,35 @@ baseline arm) and K, through Ray Tune, every trial tracked in MLflow.
 
 from __future__ import annotations
 
+import functools
 import sys
 
 from sigdist.study.script import Profile, StudyScript, main
+from sigdist.study.search import SearchSpace
+
+
+def gmm25_space(s: SearchSpace, *, k_choices: tuple[int, ...]) -> None:
+    """Plain GAN (the baseline arm; its SIG weight is 0) or GAN-SI with lam log-uniform in
+    [0.01, 10] and the kernel width sigma of L_K in [0.03, 0.3]; K, generated samples per step.
+    (The grid's MLPs have no width to search.)"""
+    if s.categorical("method", ["gan", "gan_si"]) == "gan_si":
+        s.log_uniform("loss.lam", 1e-2, 1e1)
+        s.log_uniform("loss.sigma", 0.03, 0.3)
+    s.categorical("loss.k", k_choices)
+
 
 GMM25 = StudyScript(
     prefix="gmm25_sweep", description=__doc__.splitlines()[0], data_name="gmm25",
-    smoke=Profile(base={"method": "gan_si", "train.steps": 20, "run.eval_every": 10,
-                        "run.eval_samples": 2000, "train.batch_size": 64},
+    smoke=Profile(base={"train.steps": 20, "run.eval_every": 10, "run.eval_samples": 2000,
+                        "train.batch_size": 64},
                   num_samples=4, max_concurrent=2,
-                  space={"k_choices": (16, 32), "sizes": ("M",)}),
-    cpu=Profile(base={"method": "gan_si", "train.steps": 8000, "run.eval_every": 1000},
+                  space=functools.partial(gmm25_space, k_choices=(16, 32))),
+    cpu=Profile(base={"train.steps": 8000, "run.eval_every": 1000},
                 num_samples=12, max_concurrent=2,
-                space={"k_choices": (64, 256, 1024), "sizes": ("M",)}),
-    gpu=Profile(base={"method": "gan_si", "train.steps": 20000, "run.eval_every": 2000},
+                space=functools.partial(gmm25_space, k_choices=(64, 256, 1024))),
+    gpu=Profile(base={"train.steps": 20000, "run.eval_every": 2000},
                 num_samples=32, max_concurrent=16,
-                space={"k_choices": (64, 256, 1024), "sizes": ("S", "M", "L")}),
+                space=functools.partial(gmm25_space, k_choices=(64, 256, 1024))),
 )
 
 if __name__ == "__main__":

@@ -15,24 +15,42 @@ steps, four to a GPU.
 
 from __future__ import annotations
 
+import functools
 import sys
 
 from sigdist.study.script import Profile, StudyScript, main
+from sigdist.study.search import SearchSpace
+
+
+def mnist3_space(s: SearchSpace, *, k_choices: tuple[int, ...],
+                 width_range: tuple[float, float]) -> None:
+    """Plain DCGAN (the baseline arm; its SIG weight is 0) or DCGAN-SI with lam log-uniform in
+    [0.01, 10]; K; the generator's width multiplier log-uniform in ``width_range``, the
+    discriminator's tied to it (the capacity map, docs/stacked_mnist.md, shows where it
+    matters)."""
+    if s.categorical("method", ["gan", "gan_si"]) == "gan_si":
+        s.log_uniform("loss.lam", 1e-2, 1e1)
+    s.categorical("loss.k", k_choices)
+    s.tied_width(*width_range)
+
 
 MNIST3 = StudyScript(
     prefix="mnist3_sweep", description=__doc__.splitlines()[0], data_name="mnist3",
     smoke=Profile(base={"train.steps": 8, "run.eval_every": 4, "run.eval_samples": 500,
                         "train.batch_size": 16, "data.source": "mnist-5k"},
                   num_samples=3, max_concurrent=2,
-                  space={"k_choices": (8, 16), "width_range": (0.125, 0.25)}),
+                  space=functools.partial(mnist3_space, k_choices=(8, 16),
+                                          width_range=(0.125, 0.25))),
     # about 10 minutes on 2 cores (a step takes 15 ms at width 0.125, 35 ms at 1, one thread);
-    # widths where the capacity map (docs/stacked_mnist.md) shows the choice matters
+    # widths where the capacity map shows the choice matters
     cpu=Profile(base={"train.steps": 3000, "run.eval_every": 750, "run.eval_samples": 10000},
                 num_samples=20, max_concurrent=2,
-                space={"k_choices": (16, 32, 64), "width_range": (0.125, 1.0)}),
+                space=functools.partial(mnist3_space, k_choices=(16, 32, 64),
+                                        width_range=(0.125, 1.0))),
     gpu=Profile(base={"train.steps": 20000, "run.eval_every": 2000},
                 num_samples=48, max_concurrent=16,
-                space={"k_choices": (16, 64, 256, 1024), "width_range": (0.125, 4.0)}),
+                space=functools.partial(mnist3_space, k_choices=(16, 64, 256, 1024),
+                                        width_range=(0.125, 4.0))),
 )
 
 if __name__ == "__main__":

@@ -276,3 +276,19 @@ def test_a_read_only_file_system_is_refused_before_any_work(trained_run, tmp_pat
     assert all("Read-only file system" in line or "not writable" in line for line in lines)
     assert sorted(p.name for p in ro.iterdir()) == ["existing_run"]
     assert list(existing.iterdir()) == []
+
+
+def test_keys_prints_every_key_with_its_meaning_and_the_readme_table_is_its_output():
+    from pathlib import Path
+
+    from sigdist.config import allowed_keys
+
+    plain = sigdist("keys")
+    lines = plain.stdout.strip().splitlines()
+    assert [line.split("=")[0] for line in lines] == allowed_keys()
+    assert all("  # " in line and len(line.split("  # ")[1]) > 8 for line in lines)
+    table = sigdist("keys", "--markdown").stdout.strip()
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert table in readme  # regenerate with `sigdist keys --markdown` when a key changes
+    assert all(line.count("|") == 4 for line in table.splitlines())  # no stray | in a cell
+    assert "``" not in sigdist("--help").stdout  # no reStructuredText markup in the help

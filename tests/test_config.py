@@ -164,3 +164,21 @@ def test_sizes_that_cannot_fit_in_memory_together_are_refused():
     with pytest.raises(ConfigError, match=r"'run.eval_samples': got 2,000,000 for mnist3; "
                        r"allowed: at most 228,261"):
         from_flat({"data.name": "mnist3", "run.eval_samples": 2_000_000})
+
+
+def test_replace_of_the_data_set_brings_its_defaults_as_the_command_line_does():
+    for keys in ({"data.name": "mnist3"}, {"data.name": "mnist3", "loss.k": 16, "seed": 4}):
+        assert Config().replace(**keys) == from_flat(keys)
+        assert Config().replace(**keys) == from_assignments([f"{k}={v}" for k, v in keys.items()])
+    # what was chosen over the old data set's defaults stays; the rest follows the new one
+    chosen = from_flat({"data.name": "gmm25", "loss.k": 32, "train.lr": 1e-3})
+    moved = chosen.replace(**{"data.name": "mnist3"})
+    assert moved.loss.k == 32 and moved.train.lr == 1e-3
+    assert moved.train.batch_size == 64 and moved.method == "gan_si" and moved.loss.lam == 0.1
+    assert moved.replace(**{"data.name": "gmm25"}) == chosen  # and back again
+
+
+def test_sig_weight_says_how_much_of_l_k_each_method_descends():
+    weights = {method: from_flat({"method": method, "loss.lam": 0.3}).sig_weight
+               for method in ("sig", "gan", "gan_si", "wgan_gp", "wgan_gp_si")}
+    assert weights == {"sig": 1.0, "gan": 0.0, "gan_si": 0.3, "wgan_gp": 0.0, "wgan_gp_si": 0.3}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import urllib.parse
 from pathlib import Path
 
@@ -21,7 +22,7 @@ SWEEP = REPO / "studies" / "gmm25_sweep.py"
 STUDY = "gmm25_sweep_smoke"
 PARENT_TAG = "mlflow.parentRunId"
 
-PARAMS = ("loss.lam", "loss.k", "model.size")
+PARAMS = ("sig_weight", "loss.lam", "loss.k", "model.size")
 METRICS = ("modes", "kl")
 
 
@@ -29,9 +30,13 @@ METRICS = ("modes", "kl")
 
 
 @pytest.fixture
-def study_store(gmm25_smoke) -> str:
-    """Tracking URI of a finished GMM-25 smoke study (the session's, see conftest.py)."""
-    return gmm25_smoke[1]
+def study_store(gmm25_smoke) -> tuple[str, str]:
+    """Tracking URI of a finished GMM-25 smoke study (the session's, see conftest.py), and
+    the URL of its trials that the study printed (for a UI served at 127.0.0.1:5000)."""
+    result, uri, _ = gmm25_smoke
+    printed = re.findall(r"side by side \(.*\): (http://127\.0\.0\.1:5000/\S+)", result.stdout)
+    assert len(printed) == 1, result.stdout[-2000:]
+    return uri, printed[0]
 
 
 # ---------------------------------------------------------------- reading the compare page
@@ -85,20 +90,17 @@ class ComparePage:
         return rows[0] if rows else None
 
 
-def _compare_url(base: str, run_ids: list[str], experiment_id: str) -> str:
-    q = urllib.parse.quote
-    return (f"{base}/#/compare-runs?runs={q(json.dumps(run_ids))}"
-            f"&experiments={q(json.dumps([experiment_id]))}")
-
-
 # ---------------------------------------------------------------- the test
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"no Chromium at {CHROMIUM}")
-def test_mlflow_ui_shows_each_trials_params_and_metrics(study_store: str, tmp_path: Path):
+def test_the_printed_url_shows_each_trials_params_and_metrics(study_store, tmp_path: Path):
+    """The URL the study printed, opened without a click, shows every trial's lam (its SIG
+    weight, and loss.lam), K, size, modes and KL."""
     from mlflow import MlflowClient
 
+    study_store, printed_url = study_store
     client = MlflowClient(study_store)
     exp = client.get_experiment_by_name(STUDY)
     assert exp is not None, f"no experiment {STUDY!r} in {study_store}"
@@ -115,8 +117,10 @@ def test_mlflow_ui_shows_each_trials_params_and_metrics(study_store: str, tmp_pa
     ids = [r.info.run_id for r in trials]
 
     screenshot = tmp_path / "compare_runs.png"
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(printed_url).fragment.split("?", 1)[1])
+    assert sorted(json.loads(query["runs"][0])) == sorted(ids)  # every trial, nothing else
     with mlflow_server(study_store, tmp_path) as base:
-        url = _compare_url(base, ids, exp.experiment_id)
+        url = printed_url.replace("http://127.0.0.1:5000", base, 1)
         for attempt, budget_ms in enumerate((15000, 45000)):
             page = ComparePage(parse_html(render(
                 url, tmp_path / f"chromium-profile-{attempt}", screenshot=screenshot,

@@ -22,7 +22,7 @@ from torchvision.datasets.utils import extract_archive
 
 from sigdist.config import MNIST_SOURCES as CONFIG_MNIST_SOURCES
 from sigdist.data import mnist as mnist_module
-from sigdist.data.mnist import MNIST_SOURCES, MnistDigits, load_mnist
+from sigdist.data.mnist import MNIST_SOURCES, MnistDigits, load_mnist, resolve_source
 from sigdist.data.stacked import StackedMNIST, build_stacked_mnist
 
 # Nothing listens on the discard port locally: a download attempt fails at once (no DNS, no wait).
@@ -115,6 +115,19 @@ def test_auto_falls_back_to_mnist5k_with_a_warning(tmp_path: Path) -> None:
         digits = load_mnist(str(tmp_path), "auto")
     assert digits.source == "mnist-5k" and len(digits.train_images) == 4000
     assert socket.getdefaulttimeout() == timeout_before  # the download guard is undone
+    # the failure is remembered: the next run neither tries again nor repeats the long warning
+    marker = tmp_path / "MNIST" / "download_failed.txt"
+    assert "Error" in marker.read_text()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert load_mnist(str(tmp_path), "auto").source == "mnist-5k"
+        assert resolve_source(str(tmp_path), "auto") == "mnist-5k"
+    assert [str(w.message) for w in caught] == [
+        f"MNIST: using mnist-5k (the mnist-60k download failed before; delete {marker} to "
+        "try again)"] * 2
+    assert not (tmp_path / "MNIST" / "raw").exists() or not any(
+        (tmp_path / "MNIST" / "raw").iterdir())
+    assert resolve_source(str(tmp_path), "mnist-60k") == "mnist-60k"  # asked for: no guess
 
 
 def test_auto_on_this_machine_reports_what_it_used(tmp_path: Path) -> None:

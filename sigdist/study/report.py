@@ -3,13 +3,15 @@ plots and the best trial on the MLflow parent run, and the command that opens th
 
 from __future__ import annotations
 
+import json
 import shlex
+import urllib.parse
 import warnings
 from collections.abc import Sequence
 from typing import Any
 
 # (title, config key or metric, width, format): trials' configs, then their last metrics
-CONFIG_COLUMNS = (("method", "method", 8, "s"), ("lam", "loss.lam", 8, ".3g"),
+CONFIG_COLUMNS = (("method", "method", 8, "s"), ("lam", "sig_weight", 8, ".3g"),
                   ("k", "loss.k", 5, "d"), ("size", "model.size", 6, "s"),
                   ("width", "model.width_g", 6, ".3g"))
 METRIC_COLUMNS = (("modes", "modes", 6, ".0f"), ("kl", "kl", 8, ".3f"),
@@ -17,7 +19,24 @@ METRIC_COLUMNS = (("modes", "modes", 6, ".0f"), ("kl", "kl", 8, ".3f"),
 
 
 def _rows(results) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    return [(r.config, r.metrics) for r in results if r.metrics and "kl" in r.metrics]
+    """(config with its ``sig_weight``, last metrics) of every trial that reported."""
+    from sigdist.study.tracking import sig_weight
+
+    return [({**r.config, "sig_weight": sig_weight(r.config)}, r.metrics)
+            for r in results if r.metrics and "kl" in r.metrics]
+
+
+def outcome_counts(results) -> dict[str, int]:
+    """How the trials ended: all their steps, stopped early by the scheduler, or failed."""
+    counts = {"finished": 0, "stopped early": 0, "failed": 0}
+    for r in results:
+        if r.error:
+            counts["failed"] += 1
+        elif (r.metrics or {}).get("step", 0) < r.config.get("train.steps", 0):
+            counts["stopped early"] += 1
+        else:
+            counts["finished"] += 1
+    return counts
 
 
 def trials_table(rows: Sequence[tuple[dict[str, Any], dict[str, Any]]]) -> str:
@@ -58,11 +77,80 @@ def pareto_table(results, metrics: Sequence[str], modes: Sequence[str]) -> str:
     return trials_table(chosen)
 
 
+LOCAL_UI = "http://127.0.0.1:5000"
+
+
+def compare_url(base: str, experiment_id: str, run_ids: Sequence[str]) -> str:
+    """The MLflow UI's compare-runs page of ``run_ids``: a column per trial with every param
+    and metric, where the experiment's own page shows one folded parent row."""
+    quote = urllib.parse.quote
+    return (f"{base.rstrip('/')}/#/compare-runs?runs={quote(json.dumps(list(run_ids)))}"
+            f"&experiments={quote(json.dumps([experiment_id]))}")
+
+
 def ui_command(tracking_uri: str) -> str:
+    """How to serve ``tracking_uri`` at :data:`LOCAL_UI` (a server is already served)."""
     if tracking_uri.startswith(("http://", "https://")):
-        return f"open {tracking_uri} in a browser (an SSH tunnel for a cluster's server)"
+        return f"the server {tracking_uri} (an SSH tunnel for a cluster's server)"
     return (f"mlflow ui --backend-store-uri {shlex.quote(tracking_uri)} "
-            "--host 127.0.0.1 --port 5000   # then open http://127.0.0.1:5000")
+            "--host 127.0.0.1 --port 5000")
+
+
+def trial_runs(tracking_uri: str, parent_run_id: str):
+    """(experiment id, the study's child runs in start order)."""
+    from mlflow import MlflowClient
+
+    from sigdist.study.tracking import PARENT_TAG
+
+    client = MlflowClient(tracking_uri)
+    experiment_id = client.get_run(parent_run_id).info.experiment_id
+    runs = client.search_runs([experiment_id], f"tags.`{PARENT_TAG}` = '{parent_run_id}'",
+                              order_by=["attributes.start_time ASC"], max_results=10_000)
+    return experiment_id, runs
+
+
+def trials_frame(runs):
+    """One row per trial run: its name, status, lam (the SIG weight), K, size, width and last
+    modes / KL / high quality, for ``mlflow.log_table`` and the lam-vs-KL figure."""
+    import pandas as pd
+
+    rows = []
+    for run in runs:
+        params, metrics = run.data.params, run.data.metrics
+        rows.append({"run": run.info.run_name, "run_id": run.info.run_id,
+                     "status": run.info.status,
+                     "stopped_early": run.data.tags.get("sigdist.stopped_early", ""),
+                     "method": params.get("method"),
+                     "lam": float(params.get("sig_weight", "nan")),
+                     "k": int(params.get("loss.k", 0)), "size": params.get("model.size"),
+                     "width": float(params.get("model.width_g", "nan")),
+                     **{name: metrics.get(name) for name in ("modes", "kl", "high_quality",
+                                                             "step")}})
+    return pd.DataFrame(rows)
+
+
+def lam_kl_figure(frame, title: str):
+    """KL of each trial against its lam (plain GAN at lam = 0, left of the log axis' range)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    scored = frame.dropna(subset=["kl"])
+    positive = scored[scored["lam"] > 0]
+    plain = scored[scored["lam"] == 0]
+    ax.scatter(positive["lam"], positive["kl"], label="-SI (lam > 0)")
+    if len(positive):
+        ax.set_xscale("log")
+        left = positive["lam"].min() / 3
+        ax.scatter([left] * len(plain), plain["kl"], marker="x", color="black",
+                   label=f"plain (lam = 0, drawn at {left:.2g})")
+    elif len(plain):
+        ax.scatter([0] * len(plain), plain["kl"], marker="x", color="black", label="plain")
+    ax.set_xlabel("lam (weight of L_K)")
+    ax.set_ylabel("KL (last evaluation)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
 
 
 def settle_lost_optuna_trials(storage_url: str, study_name: str) -> int:
@@ -109,8 +197,17 @@ def finish_study_run(tracking_uri: str, parent_run_id: str, results, *,
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri)
+    experiment_id, runs = trial_runs(tracking_uri, parent_run_id)
+    frame = trials_frame(runs)
+    if len(frame):  # the trials at a glance on the parent run: a table and lam vs KL
+        client.log_table(parent_run_id, frame, "trials.json")
+        figures = {**figures, "lam_vs_kl": lam_kl_figure(frame, client.get_run(
+            parent_run_id).info.run_name)}
+        client.set_tag(parent_run_id, "sigdist.compare_url", compare_url(
+            LOCAL_UI, experiment_id, [run.info.run_id for run in runs]))
     for name, figure in figures.items():
-        folder = "grid" if name in ("capacity_map", "learning_curves") else "optuna"
+        folder = {"capacity_map": "grid", "learning_curves": "grid",
+                  "lam_vs_kl": "trials"}.get(name, "optuna")
         client.log_figure(parent_run_id, figure, f"{folder}/{name}.png")
         plt.close(figure)
     rows = sorted(_rows(results), key=lambda row: row[1][metric], reverse=(mode == "max"))

@@ -15,6 +15,8 @@ from typing import Any
 
 from sigdist.config import WIDTH_KEYS, WIDTH_PRESETS, ConfigError, from_flat, parse_assignment
 
+SpaceFn = Any  # sigdist.study.search.SpaceFn (imported lazily: Optuna loads with Ray)
+
 # The objectives a study can optimise: one metric, or two for a Pareto front (quality vs
 # coverage). ASHA needs one metric to compare trials; it always uses the first coverage metric.
 OBJECTIVES = {"kl": (["kl"], ["min"]), "pareto": (["high_quality", "kl"], ["max", "min"])}
@@ -36,7 +38,8 @@ class StudyOptions:
     tracking_uri: str
     objective: str = "kl"
     resume: bool = False
-    space: dict[str, Any] = field(default_factory=dict)  # options of define_search_space
+    space: SpaceFn | None = None  # the study's define-by-run search space (None: a grid)
+    pinned: tuple[str, ...] = ()  # keys the user set: never searched, never a grid axis
     # A grid study (no Optuna, no early stopping): every combination of these values, each
     # once; a ``tied`` key takes the value of another key of the same trial.
     grid: dict[str, tuple] = field(default_factory=dict)
@@ -117,10 +120,23 @@ def validated_base(flat: dict[str, Any], assignments: list[str],
     """The trials' common flat config: ``flat`` with the ``--set`` assignments, validated.
     ``data.root`` becomes absolute: Tune runs each trial in its own directory."""
     try:
-        base = from_flat({**flat, **dict(parse_assignment(text) for text in assignments)})
+        base = from_flat(flat).replace(**dict(parse_assignment(text) for text in assignments))
     except ConfigError as err:
         parser.error(str(err))
     return base.replace(**{"data.root": os.path.abspath(base.data.root)}).to_flat()
+
+
+def pinned_keys(assignments: list[str]) -> tuple[str, ...]:
+    """The keys of the ``--set`` assignments. The size and the two widths are one group: pinning
+    one pins all three, as their validated values in the base config (they must agree)."""
+    keys = {parse_assignment(text)[0] for text in assignments}
+    if keys & {"model.size", *WIDTH_KEYS}:
+        keys |= {"model.size", *WIDTH_KEYS}
+    return tuple(sorted(keys))
+
+
+def pinned_values(options: StudyOptions) -> dict[str, Any]:
+    return {key: options.base[key] for key in options.pinned}
 
 
 def study_name(args: argparse.Namespace, prefix: str, parser: argparse.ArgumentParser) -> str:
@@ -211,60 +227,70 @@ def param_space(options: StudyOptions) -> dict[str, Any]:
     return space
 
 
-def run_study(options: StudyOptions, *, parent_run_id: str | None = None, verbose: int = 1):
-    """Run (or resume) the study under ``parent_run_id`` (default: :func:`open_study_run`);
-    return Ray Tune's ResultGrid."""
-    import ray
+def build_tuner(options: StudyOptions, parent_run_id: str, *, verbose: int = 1,
+                reuse_actors: bool = True):
+    """The study's Ray Tune ``Tuner``: the trainable with its resources, Optuna and ASHA (none
+    for a grid study), checkpoints, failure retries and the MLflow callback under
+    ``parent_run_id``. Ray must be initialised. The study scripts and the benchmarks use this
+    one builder, so what a benchmark times is what a study runs."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
+    from sigdist.study.progress import progress_reporter
     from sigdist.study.search import optuna_searcher
     from sigdist.study.tracking import MlflowTrialCallback
     from sigdist.study.trainable import train_sigdist
 
-    parent = parent_run_id or open_study_run(options)
-    # Without --address a private Ray for this study alone ("local"): address=None would join
-    # whatever cluster this machine last started (Ray records it in /tmp/ray).
-    ray.init(address=options.address or "local", ignore_reinit_error=True,
-             include_dashboard=False, log_to_driver=verbose > 1)
     trainable = tune.with_resources(
         train_sigdist, {"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial})
     if options.resume:
         # The searcher (Optuna's history), scheduler and callbacks come back from the study
         # directory; unfinished trials continue from their last checkpoints.
-        tuner = tune.Tuner.restore(options.study_dir, trainable, resume_unfinished=True,
-                                   resume_errored=False, param_space=param_space(options))
-        return tuner.fit()
+        return tune.Tuner.restore(options.study_dir, trainable, resume_unfinished=True,
+                                  resume_errored=False, param_space=param_space(options))
     searcher = scheduler = None  # a grid study runs every cell to its last step
-    if not options.grid:
-        searcher = optuna_searcher(options.metrics, options.modes, seed=options.seed,
-                                   storage_url=optuna_storage_url(options),
-                                   study_name=options.name, **options.space)
+    if options.space is not None and not options.grid:
+        searcher = optuna_searcher(options.space, options.metrics, options.modes,
+                                   seed=options.seed, storage_url=optuna_storage_url(options),
+                                   study_name=options.name, pinned=pinned_values(options))
         # Each report is one evaluation; ASHA compares trials at equal numbers of evaluations.
         steps, every = options.base["train.steps"], options.base["run.eval_every"]
         max_t = max(1, -(-steps // every))
         scheduler = ASHAScheduler(metric=SCHEDULER_METRIC[0], mode=SCHEDULER_METRIC[1],
                                   max_t=max_t, grace_period=max(1, max_t // 4),
                                   reduction_factor=2)
-    tuner = tune.Tuner(
+    return tune.Tuner(
         trainable,
         param_space=param_space(options),
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
                                     num_samples=options.num_samples,
-                                    max_concurrent_trials=options.max_concurrent,
+                                    max_concurrent_trials=options.max_concurrent or None,
                                     # a finished trial's worker takes the next trial: no new
                                     # process, no torch import (benchmarks/bench_concurrency.py)
-                                    reuse_actors=True),
+                                    reuse_actors=reuse_actors),
         run_config=tune.RunConfig(
             name=options.name, storage_path=options.storage_path, verbose=verbose,
+            progress_reporter=progress_reporter(options) if verbose else None,
             # a crashed worker or node: the trial goes on from its last checkpoint
             failure_config=tune.FailureConfig(max_failures=2),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             # the study's state reaches the storage path every 20 s (Ray's default is 5 min),
             # so a driver killed mid-study resumes close to where it stopped
             sync_config=tune.SyncConfig(sync_period=20),
-            callbacks=[MlflowTrialCallback(options.tracking_uri, parent,
+            callbacks=[MlflowTrialCallback(options.tracking_uri, parent_run_id,
                                            metric=SCHEDULER_METRIC[0],
                                            mode=SCHEDULER_METRIC[1])]),
     )
-    return tuner.fit()
+
+
+def run_study(options: StudyOptions, *, parent_run_id: str | None = None, verbose: int = 1):
+    """Run (or resume) the study under ``parent_run_id`` (default: :func:`open_study_run`);
+    return Ray Tune's ResultGrid."""
+    import ray
+
+    parent = parent_run_id or open_study_run(options)
+    # Without --address a private Ray for this study alone ("local"): address=None would join
+    # whatever cluster this machine last started (Ray records it in /tmp/ray).
+    ray.init(address=options.address or "local", ignore_reinit_error=True,
+             include_dashboard=False, log_to_driver=verbose > 1)
+    return build_tuner(options, parent, verbose=verbose).fit()

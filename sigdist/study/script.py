@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from sigdist.config import parse_assignment
 from sigdist.study.runner import (
+    SpaceFn,
     StudyOptions,
     check_options,
     open_study_run,
     optuna_storage_url,
+    pinned_keys,
     prepare_storage,
     prepare_tracking,
     run_study,
@@ -31,7 +33,7 @@ class Profile:
     base: dict[str, Any]
     num_samples: int
     max_concurrent: int
-    space: dict[str, Any] = field(default_factory=dict)
+    space: SpaceFn | None = None  # the define-by-run search space (None: a grid study)
     # a grid study instead of Optuna's search (see StudyOptions.grid / .tied)
     grid: dict[str, tuple] = field(default_factory=dict)
     tied: dict[str, str] = field(default_factory=dict)
@@ -60,6 +62,16 @@ def _default_gpus_per_trial() -> float:
 
 def main(script: StudyScript, argv: list[str] | None = None) -> int:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Ray's classic progress table (CLIReporter: a row per trial with its lam, K and size);
+    # the newer output prints a config box per trial instead
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # Tune's warning that checkpoints come fast: a study checkpoints at every evaluation by
+    # design (each report is a resumable point); the warning said nothing actionable
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # Ray's notice on every start that token authentication is on (it stays on; the README
+    # says so) and how to turn it off
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
+        logging.ERROR)
     parser = study_parser(script.description)
     args = parser.parse_args(argv)
     check_options(args, parser)
@@ -68,19 +80,36 @@ def main(script: StudyScript, argv: list[str] | None = None) -> int:
     kind, profile = script.profile(args)
     base = validated_base({**profile.base, "data.name": script.data_name, "seed": args.seed},
                           args.set, parser)
-    # a key the user sets is pinned: it leaves the grid (and stops following another key)
-    pinned = {parse_assignment(text)[0] for text in args.set}
+    # a key the user sets is pinned: it leaves the search or the grid (and stops following
+    # another key)
+    pinned = pinned_keys(args.set)
     grid = {k: v for k, v in profile.grid.items() if k not in pinned}
     tied = {k: v for k, v in profile.tied.items() if k not in pinned}
     if profile.grid and not grid:
         parser.error("--set pins every key of the grid: " + ", ".join(profile.grid)
                      + "; nothing is left to compare (run `sigdist train` for one run)")
+    searched = list(grid)
+    if profile.space is not None and not profile.grid:
+        from sigdist.study.search import searched_keys
+
+        searched = searched_keys(profile.space, {k: base[k] for k in pinned})
+        if not searched:
+            parser.error("--set pins every key the study searches ("
+                         + ", ".join(searched_keys(profile.space, {}))
+                         + "); nothing is left to search (run `sigdist train` for one run)")
     experiment = script.prefix + ("_smoke" if args.smoke_test else "")
     name = study_name(args, experiment, parser)
     tracking_uri = prepare_tracking(args, parser)
     storage_path = (os.path.abspath(args.storage_path) if "://" not in args.storage_path
                     else args.storage_path)
     _lock = prepare_storage(storage_path, name, parser)  # noqa: F841 (held until exit)
+    if base["data.name"] == "mnist3" and base["data.source"] == "auto":
+        # resolved once, here, after every check of the flags: every trial then records (and
+        # uses) the source actually used
+        from sigdist.data.mnist import resolve_source
+
+        base["data.source"] = resolve_source(base["data.root"], "auto")
+        print(f"data: Stacked MNIST from {base['data.source']} (data.source=auto)", flush=True)
     options = StudyOptions(
         name=name, experiment=experiment, base=base,
         num_samples=args.num_samples or profile.num_samples,
@@ -88,12 +117,15 @@ def main(script: StudyScript, argv: list[str] | None = None) -> int:
         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
         seed=args.seed, address=args.address, storage_path=storage_path,
         tracking_uri=tracking_uri, objective=args.objective, resume=args.resume,
-        space=profile.space, grid=grid, tied=tied)
+        space=None if profile.grid else profile.space, pinned=pinned, grid=grid, tied=tied)
     trials = options.num_samples * math.prod(len(values) for values in grid.values())
     print(f"study {name} ({kind} profile): {trials} trials"
           + (" (a grid: " + " x ".join(grid) + ")" if grid else "") + ", "
           f"{options.max_concurrent} at a time, {base['train.steps']} steps each; "
           f"tracking {tracking_uri}", flush=True)
+    print(f"{'grid over' if grid else 'searching'}: {', '.join(searched)}; pinned: "
+          + (", ".join(f"{k}={base[k]}" for k in pinned) or "nothing (--set KEY=VALUE pins)"),
+          flush=True)
     parent = open_study_run(options)
     try:
         results = run_study(options, parent_run_id=parent)
@@ -175,9 +207,11 @@ def grid_report(options: StudyOptions):
 
 def report(options: StudyOptions, results, parent_run_id: str) -> None:
     from sigdist.study.report import (
+        LOCAL_UI,
         best_trials_table,
         finish_study_run,
         optuna_figures,
+        outcome_counts,
         pareto_table,
         settle_lost_optuna_trials,
         ui_command,
@@ -190,13 +224,22 @@ def report(options: StudyOptions, results, parent_run_id: str) -> None:
         figures = optuna_figures(storage_url, options.name, options.metrics)
     finish_study_run(options.tracking_uri, parent_run_id, results, figures=figures,
                      metric=options.metrics[-1], mode=options.modes[-1])
-    failed = [r for r in results if r.error]
-    print(f"\n{len(results)} trials, {len(failed)} failed.")
+    counts = outcome_counts(results)
+    print(f"\n{len(results)} trials: " + ", ".join(f"{n} {what}" for what, n in counts.items())
+          + ".")
     if options.objective == "pareto":
         print("Pareto front (high quality vs KL):")
         print(pareto_table(results, options.metrics, options.modes) + "\n")
     print("best trials (lowest KL):")
     print(best_trials_table(results, "kl", "min"))
     print(f"\nMLflow: experiment {options.experiment!r}, parent run {options.name!r}.")
-    print(f"Compare the trials: {ui_command(options.tracking_uri)}")
+    from mlflow import MlflowClient
+
+    url = MlflowClient(options.tracking_uri).get_run(parent_run_id).data.tags.get(
+        "sigdist.compare_url")
+    print(f"Serve it: {ui_command(options.tracking_uri)}")
+    if url:
+        if options.tracking_uri.startswith(("http://", "https://")):
+            url = url.replace(LOCAL_UI, options.tracking_uri.rstrip("/"), 1)
+        print(f"The trials side by side (lam = sig_weight, K, size, modes, KL): {url}")
     sys.stdout.flush()

@@ -1,10 +1,20 @@
-"""The search: Optuna (through Ray Tune's ``OptunaSearch``) over lambda, K and network size,
-with plain GAN (lambda = 0) as a baseline arm of the same search."""
+"""The search machinery: a study's define-by-run space (written in its ``studies/*.py`` file)
+run by Optuna through Ray Tune's ``OptunaSearch``, with the keys a user pins by ``--set`` left
+out of the search.
+
+A space is a function of a :class:`SearchSpace`; every name it suggests is a config key, so a
+suggestion is a valid flat config fragment::
+
+    def space(s: SearchSpace) -> None:
+        if s.categorical("method", ["gan", "gan_si"]) == "gan_si":
+            s.log_uniform("loss.lam", 1e-2, 10.0)
+        s.categorical("loss.k", [16, 64])
+"""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import optuna
@@ -12,42 +22,77 @@ from ray.tune.search.optuna import OptunaSearch
 
 from sigdist.config import CUSTOM_SIZE, WIDTH_KEYS, WIDTH_PRESETS
 
-
-def define_search_space(trial: optuna.Trial, *, lam_range: tuple[float, float] = (1e-2, 1e1),
-                        k_choices: Sequence[int] = (16, 64, 256),
-                        sizes: Sequence[str] = ("S", "M", "L"),
-                        width_range: tuple[float, float] | None = None,
-                        lr_choices: Sequence[float] | None = None,
-                        sigma_range: tuple[float, float] | None = None) -> dict[str, Any]:
-    """Define-by-run space: ``method`` gan (the baseline, lambda = 0) or gan_si with
-    ``loss.lam`` log-uniform in ``lam_range``; ``loss.k`` categorical; the networks' width
-    either a preset ``model.size`` (categorical over ``sizes``) or, with ``width_range``,
-    ``model.width_g`` log-uniform (the discriminator's ``model.width_d`` the same); optionally
-    the learning rate (both networks) and the kernel width sigma of L_K.
-    Every name is a config key, so a suggestion is a valid flat config fragment; the constants
-    returned keep the fragment consistent (a preset's widths, a searched width's "custom")."""
-    method = trial.suggest_categorical("method", ["gan", "gan_si"])
-    fixed: dict[str, Any] = {"loss.lam": 0.0} if method == "gan" else {}
-    if method == "gan_si":
-        trial.suggest_float("loss.lam", *lam_range, log=True)
-        if sigma_range is not None:
-            trial.suggest_float("loss.sigma", *sigma_range, log=True)
-    trial.suggest_categorical("loss.k", list(k_choices))
-    if width_range is not None:
-        width = trial.suggest_float("model.width_g", *width_range, log=True)
-        fixed |= {"model.width_d": width, "model.size": CUSTOM_SIZE}
-    else:
-        size = trial.suggest_categorical("model.size", list(sizes))
-        fixed |= dict(zip(WIDTH_KEYS, WIDTH_PRESETS[size], strict=True))
-    if lr_choices is not None:
-        fixed["train.lr_d"] = trial.suggest_categorical("train.lr", list(lr_choices))
-    return fixed
+SpaceFn = Callable[["SearchSpace"], None]
 
 
-def optuna_searcher(metric: str | list[str], mode: str | list[str], *, seed: int,
-                    storage_url: str | None = None, study_name: str | None = None,
-                    **space_options: Any) -> OptunaSearch:
-    """A seeded TPE search over one metric or several (a Pareto front).
+class SearchSpace:
+    """What a space function sees: suggestions through an Optuna trial, except for the keys
+    pinned by the user, which return their pinned value and are never suggested nor set."""
+
+    def __init__(self, trial: optuna.Trial, pinned: dict[str, Any]) -> None:
+        self.trial, self.pinned = trial, dict(pinned)
+        self.constants: dict[str, Any] = {}  # keys that follow a suggestion
+
+    def categorical(self, key: str, choices: Sequence[Any]) -> Any:
+        if key in self.pinned:
+            return self.pinned[key]
+        return self.trial.suggest_categorical(key, list(choices))
+
+    def log_uniform(self, key: str, low: float, high: float) -> float:
+        if key in self.pinned:
+            return self.pinned[key]
+        return self.trial.suggest_float(key, low, high, log=True)
+
+    def set(self, key: str, value: Any) -> None:
+        """A key that follows the suggestions (a tied width); a pinned key keeps its value."""
+        if key not in self.pinned:
+            self.constants[key] = value
+
+    # The two ways a space sizes the networks, each keeping model.size and the widths in step.
+    def size_preset(self, sizes: Sequence[str]) -> None:
+        """``model.size`` over presets; the widths follow it."""
+        size = self.categorical("model.size", sizes)
+        if size in WIDTH_PRESETS:  # (a pinned "custom" size comes with pinned widths)
+            for key, width in zip(WIDTH_KEYS, WIDTH_PRESETS[size], strict=True):
+                self.set(key, width)
+
+    def tied_width(self, low: float, high: float) -> None:
+        """``model.width_g`` log-uniform, the discriminator's the same: a custom size."""
+        width = self.log_uniform("model.width_g", low, high)
+        self.set("model.width_d", width)
+        self.set("model.size", CUSTOM_SIZE)
+
+
+def run_space(space: SpaceFn, pinned: dict[str, Any], trial: optuna.Trial) -> dict[str, Any]:
+    """OptunaSearch's define-by-run callable: run ``space``; return the keys that follow."""
+    search = SearchSpace(trial, pinned)
+    space(search)
+    return search.constants
+
+
+def searched_keys(space: SpaceFn, pinned: dict[str, Any], *, draws: int = 64) -> list[str]:
+    """The keys ``space`` suggests once ``pinned`` are left out, found by running it on
+    ``draws`` random trials of a throwaway in-memory study (so keys behind a branch, such as
+    lam behind method = gan_si, are found too). In the order the space first suggests them."""
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "study created" line
+    try:
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+        found: dict[str, None] = {}
+        for _ in range(draws):
+            trial = study.ask()
+            run_space(space, pinned, trial)
+            found.update(dict.fromkeys(trial.params))
+    finally:
+        optuna.logging.set_verbosity(level)
+    return list(found)
+
+
+def optuna_searcher(space: SpaceFn, metric: str | list[str], mode: str | list[str], *,
+                    seed: int, pinned: dict[str, Any] | None = None,
+                    storage_url: str | None = None, study_name: str | None = None
+                    ) -> OptunaSearch:
+    """A seeded TPE search of ``space`` over one metric or several (a Pareto front).
 
     With ``storage_url`` Optuna keeps the study's history in its own database as well, where
     its plots and Pareto front are read after the run; Ray checkpoints the searcher itself, so
@@ -55,7 +100,7 @@ def optuna_searcher(metric: str | list[str], mode: str | list[str], *, seed: int
     sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True)
     storage = optuna.storages.RDBStorage(storage_url) if storage_url else None
     return OptunaSearch(
-        # a partial of a module-level function pickles: the searcher's state is checkpointed
-        space=functools.partial(define_search_space, **space_options),
+        # a partial of module-level functions pickles: the searcher's state is checkpointed
+        space=functools.partial(run_space, space, dict(pinned or {})),
         metric=metric, mode=mode, sampler=sampler, storage=storage, study_name=study_name,
     )

@@ -27,6 +27,9 @@ PARENT_TAG = "mlflow.parentRunId"
 FAILURE_TAG = "sigdist.failure"
 LOST_TAG = "sigdist.lost"
 INTERRUPTED_TAG = "sigdist.interrupted"
+STOPPED_EARLY_TAG = "sigdist.stopped_early"
+STOPPED_EARLY_METRIC = "stopped_early_at"
+SIG_WEIGHT_PARAM = "sig_weight"
 ENDED_TAG = "sigdist.ended"
 # Ray's bookkeeping in every result; not curves worth plotting.
 _NOT_METRICS = {"done", "training_iteration", "timestamp", "pid", "iterations_since_restore",
@@ -101,6 +104,13 @@ def start_study_run(uri: str, experiment: str, study: str, params: dict[str, Any
     return run.info.run_id
 
 
+def sig_weight(flat_config: dict[str, Any]) -> float:
+    """The trial's weight of L_K (:attr:`sigdist.config.Config.sig_weight`)."""
+    from sigdist.config import from_flat
+
+    return from_flat(dict(flat_config)).sig_weight
+
+
 def numeric_metrics(result: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in result.items() if k not in _NOT_METRICS
             and isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)}
@@ -161,13 +171,17 @@ class MlflowTrialCallback(tune.Callback):
             run_id = found[0].info.run_id
         else:
             config = trial.config
-            name = (f"{trial.trial_id} {config.get('method')} lam={config.get('loss.lam', 0):.3g}"
+            weight = sig_weight(config)
+            name = (f"{trial.trial_id} {config.get('method')} lam={weight:.3g}"
                     f" k={config.get('loss.k')} {config.get('model.size')}"
                     f" w={config.get('model.width_g', 0):.3g}")
             run_id = self.client.create_run(
                 experiment_id, run_name=name,
                 tags={TRIAL_TAG: trial.trial_id, PARENT_TAG: self.parent_run_id}).info.run_id
+            # the flat config, and the weight of L_K the method gives it (0 for plain GAN
+            # whatever loss.lam says), the lam to compare trials by
             params = [Param(k, str(v)) for k, v in sorted(config.items())]
+            params.append(Param(SIG_WEIGHT_PARAM, str(weight)))
             for start in range(0, len(params), 100):  # MLflow takes 100 params per batch
                 self.client.log_batch(run_id, params=params[start:start + 100])
         self._run_ids[trial.trial_id] = run_id
@@ -221,11 +235,13 @@ class MlflowTrialCallback(tune.Callback):
     def on_trial_complete(self, iteration, trials, trial, **info):
         steps = int(trial.config.get("train.steps", 0))
         last = int((trial.last_result or {}).get("step", 0))
-        if last >= steps:
-            self._close(trial, "FINISHED")
-        else:  # the scheduler stopped it before its last step
-            self._close(trial, "KILLED", **{"sigdist.stopped": f"by the scheduler at step {last}"
-                                            f" of {steps}"})
+        if last < steps and trial.trial_id not in self._closed:
+            # stopped by the scheduler before its last step: a normal end of a trial that
+            # fell behind, FINISHED (not a failure) and marked as such
+            self.client.log_metric(self.run_id(trial), STOPPED_EARLY_METRIC, last, step=last)
+            self._close(trial, "FINISHED", **{STOPPED_EARLY_TAG: f"by the scheduler at step "
+                                              f"{last} of {steps}"})
+        self._close(trial, "FINISHED")
 
     def on_trial_recover(self, iteration, trials, trial, **info):
         self.client.set_tag(self.run_id(trial), "sigdist.last_restart_reason",

@@ -14,7 +14,7 @@ import torch
 from ray import tune
 
 from sigdist.config import from_flat
-from sigdist.plots import save_samples
+from sigdist.plots import save_trainer_samples
 from sigdist.train import DivergenceError, Trainer
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -27,10 +27,7 @@ def write_evaluation(trainer: Trainer, metrics: dict[str, float], directory: str
     trainer.save(os.path.join(directory, CHECKPOINT_FILE))
     with open(os.path.join(directory, METRICS_FILE), "w") as fh:
         json.dump(metrics, fh)
-    samples = trainer.generate(64 if len(trainer.data.shape) == 3 else 2000)
-    save_samples(samples, trainer.data,
-                 os.path.join(directory, f"samples_step_{trainer.step:07d}.png"),
-                 title=f"{trainer.cfg.method}, {trainer.cfg.data.name}, step {trainer.step}")
+    save_trainer_samples(trainer, os.path.join(directory, f"samples_step_{trainer.step:07d}.png"))
 
 
 def train_sigdist(flat_config: dict[str, Any]) -> None:
