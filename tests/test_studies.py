@@ -284,3 +284,20 @@ def test_pinning_every_searched_key_is_refused(tmp_path):
     assert ("--set pins every key the study searches (method, loss.lam, loss.sigma, loss.k); "
             "nothing is left to search") in result.stderr
     assert not (tmp_path / "ray").exists()
+
+
+def test_a_study_one_trial_at_a_time_repeats_exactly(tmp_path):
+    """With --max-concurrent 1 nothing depends on timing (which trial ends first decides what
+    Optuna has seen and whom ASHA compares): the same seed gives the same trials and numbers."""
+    outcomes = []
+    for attempt in range(2):
+        uri = f"sqlite:///{tmp_path}/mlflow{attempt}.db"
+        result = run_script("gmm25_sweep.py", "--smoke-test", "--max-concurrent", "1",
+                            "--tracking-uri", uri,
+                            "--storage-path", str(tmp_path / f"ray{attempt}"), cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+        _, _, children = study_runs(uri, "gmm25_sweep_smoke")
+        outcomes.append(sorted(
+            (c.data.params["method"], c.data.params["loss.lam"], c.data.params["loss.k"],
+             c.data.metrics["kl"], c.data.metrics["step"]) for c in children))
+    assert len(outcomes[0]) == 4 and outcomes[0] == outcomes[1]
