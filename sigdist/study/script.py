@@ -6,11 +6,13 @@ import argparse
 import math
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sigdist.config import parse_assignment
 from sigdist.study.runner import (
+    OBJECTIVES,
     StudyOptions,
     check_options,
     open_study_run,
@@ -45,6 +47,10 @@ class StudyScript:
     smoke: Profile  # --smoke-test: seconds on a CPU
     cpu: Profile  # the default on a CPU machine
     gpu: Profile  # the default where trials get GPUs: more trials, more steps
+    objectives: dict[str, tuple] = field(default_factory=lambda: OBJECTIVES)  # --objective
+    # (base, args, parser) -> base: readies the data before Ray starts (parser.error: exit 2)
+    prepare: Callable[[dict[str, Any], argparse.Namespace, argparse.ArgumentParser],
+                      dict[str, Any]] | None = None
 
     def profile(self, args: argparse.Namespace) -> tuple[str, Profile]:
         if args.smoke_test:
@@ -60,7 +66,7 @@ def _default_gpus_per_trial() -> float:
 
 def main(script: StudyScript, argv: list[str] | None = None) -> int:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    parser = study_parser(script.description)
+    parser = study_parser(script.description, script.objectives)
     args = parser.parse_args(argv)
     check_options(args, parser)
     if args.gpus_per_trial is None:
@@ -68,6 +74,8 @@ def main(script: StudyScript, argv: list[str] | None = None) -> int:
     kind, profile = script.profile(args)
     base = validated_base({**profile.base, "data.name": script.data_name, "seed": args.seed},
                           args.set, parser)
+    if script.prepare is not None:
+        base = script.prepare(base, args, parser)
     # a key the user sets is pinned: it leaves the grid (and stops following another key)
     pinned = {parse_assignment(text)[0] for text in args.set}
     grid = {k: v for k, v in profile.grid.items() if k not in pinned}
@@ -88,7 +96,7 @@ def main(script: StudyScript, argv: list[str] | None = None) -> int:
         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
         seed=args.seed, address=args.address, storage_path=storage_path,
         tracking_uri=tracking_uri, objective=args.objective, resume=args.resume,
-        space=profile.space, grid=grid, tied=tied)
+        space=profile.space, grid=grid, tied=tied, objectives=script.objectives)
     trials = options.num_samples * math.prod(len(values) for values in grid.values())
     print(f"study {name} ({kind} profile): {trials} trials"
           + (" (a grid: " + " x ".join(grid) + ")" if grid else "") + ", "
@@ -170,11 +178,13 @@ def report(options: StudyOptions, results, parent_run_id: str) -> None:
                      metric=options.metrics[-1], mode=options.modes[-1])
     failed = [r for r in results if r.error]
     print(f"\n{len(results)} trials, {len(failed)} failed.")
-    if options.objective == "pareto":
-        print("Pareto front (high quality vs KL):")
+    names = {"high_quality": "high quality", "kl": "KL", "inception_score": "IS", "fid": "FID"}
+    if len(options.metrics) > 1:
+        print(f"Pareto front ({' vs '.join(names[m] for m in options.metrics)}):")
         print(pareto_table(results, options.metrics, options.modes) + "\n")
-    print("best trials (lowest KL):")
-    print(best_trials_table(results, "kl", "min"))
+    metric, mode = options.scheduler_metric
+    print(f"best trials ({'lowest' if mode == 'min' else 'highest'} {names[metric]}):")
+    print(best_trials_table(results, metric, mode))
     print(f"\nMLflow: experiment {options.experiment!r}, parent run {options.name!r}.")
     print(f"Compare the trials: {ui_command(options.tracking_uri)}")
     sys.stdout.flush()

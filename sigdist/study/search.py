@@ -18,21 +18,25 @@ def define_search_space(trial: optuna.Trial, *, lam_range: tuple[float, float] =
                         sizes: Sequence[str] = ("S", "M", "L"),
                         width_range: tuple[float, float] | None = None,
                         lr_choices: Sequence[float] | None = None,
-                        sigma_range: tuple[float, float] | None = None) -> dict[str, Any]:
-    """Define-by-run space: ``method`` gan (the baseline, lambda = 0) or gan_si with
-    ``loss.lam`` log-uniform in ``lam_range``; ``loss.k`` categorical; the networks' width
-    either a preset ``model.size`` (categorical over ``sizes``) or, with ``width_range``,
-    ``model.width_g`` log-uniform (the discriminator's ``model.width_d`` the same); optionally
-    the learning rate (both networks) and the kernel width sigma of L_K.
+                        sigma_range: tuple[float, float] | None = None,
+                        methods: Sequence[str] = ("gan", "gan_si")) -> dict[str, Any]:
+    """Define-by-run space: ``method`` one of ``methods``, the plain ones (gan, wgan_gp: the
+    baselines) with lambda = 0, the -SI ones with ``loss.lam`` log-uniform in ``lam_range``;
+    ``loss.k`` categorical; the networks' width either a preset ``model.size`` (categorical
+    over ``sizes``) or, with ``width_range``, ``model.width_g`` log-uniform (the
+    discriminator's ``model.width_d`` the same); optionally the learning rate (both networks)
+    and the kernel width sigma of L_K.
     Every name is a config key, so a suggestion is a valid flat config fragment; the constants
     returned keep the fragment consistent (a preset's widths, a searched width's "custom")."""
-    method = trial.suggest_categorical("method", ["gan", "gan_si"])
-    fixed: dict[str, Any] = {"loss.lam": 0.0} if method == "gan" else {}
-    if method == "gan_si":
+    method = trial.suggest_categorical("method", list(methods))
+    fixed: dict[str, Any] = {} if method.endswith("_si") else {"loss.lam": 0.0}
+    if method.endswith("_si"):
         trial.suggest_float("loss.lam", *lam_range, log=True)
         if sigma_range is not None:
             trial.suggest_float("loss.sigma", *sigma_range, log=True)
-    trial.suggest_categorical("loss.k", list(k_choices))
+    k = trial.suggest_categorical("loss.k", list(k_choices))
+    if method.startswith("wgan"):  # the gradient penalty pairs each real with a generated image
+        fixed["train.batch_size"] = k
     if width_range is not None:
         width = trial.suggest_float("model.width_g", *width_range, log=True)
         fixed |= {"model.width_d": width, "model.size": CUSTOM_SIZE}
