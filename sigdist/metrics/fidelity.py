@@ -99,11 +99,15 @@ def resolve_inception_weights(path: str = "", *, download: bool = True) -> str:
                 f"data.download is false. {_how_to_provide()}.")
         from sigdist.data.mnist import _short_reason, _socket_timeout
 
+        folder = os.path.dirname(cached)
+        folder_existed = os.path.isdir(folder)
         try:
-            os.makedirs(os.path.dirname(cached), exist_ok=True)
+            os.makedirs(folder, exist_ok=True)
             with _socket_timeout(DOWNLOAD_SOCKET_TIMEOUT_S):  # writes a temp file, then renames
                 torch.hub.download_url_to_file(URL_INCEPTION_V3, cached, progress=False)
         except Exception as error:
+            if not folder_existed and os.path.isdir(folder) and not os.listdir(folder):
+                os.rmdir(folder)  # leave nothing behind
             raise InceptionWeightsUnavailable(
                 f"the Inception weights are not in torch-fidelity's cache ({cached}) and could "
                 f"not be downloaded ({_short_reason(error)}). {_how_to_provide()}.") from None
