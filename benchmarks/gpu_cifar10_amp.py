@@ -4,7 +4,7 @@ One prepared script for one CUDA machine (about 10 minutes on an H100 at the def
 1. The Inception path against the known answer: the inception score of real CIFAR-10 training
    images (published: about 11.24 on 50,000; a little lower on fewer) and the FID of those
    images against the training set's statistics (small: they are part of it).
-2. Step time of the four methods on the CIFAR-10 networks (width 1, N = K = 64) in each of the
+2. Step time of the four methods on the CIFAR-10 networks (``--width`` 1, N = K = 64) in each of the
    four settings (fp32, bf16, channels_last, both), timed interleaved in one process.
 3. Short runs of DCGAN-SI and WGAN-GP-SI, fp32 and bf16 + channels_last, over ``--seeds``:
    IS / FID at the end. The settings keep IS / FID within noise where their difference is
@@ -64,7 +64,7 @@ def real_data_check(args: argparse.Namespace) -> dict:
 def step_times(args: argparse.Namespace) -> dict:
     out = {}
     for name, (bf16, channels_last) in SETTINGS.items():
-        namespace = argparse.Namespace(width=1.0, steps=args.timed_steps, device=args.device,
+        namespace = argparse.Namespace(width=args.width, steps=args.timed_steps, device=args.device,
                                        bf16=bf16, channels_last=channels_last)
         out[name] = {method: seconds * 1e3 for method, seconds in measure(namespace).items()}
     return out
@@ -78,6 +78,7 @@ def short_runs(args: argparse.Namespace) -> list[dict]:
             for seed in args.seeds:
                 cfg = from_flat(config(args, **{
                     "method": method, "seed": seed, "train.steps": args.steps,
+                    "model.width_g": args.width, "model.width_d": args.width,
                     "run.eval_every": args.steps, "run.eval_samples": args.eval_samples,
                     "run.bf16": bf16, "run.channels_last": channels_last}))
                 start = time.perf_counter()
@@ -98,6 +99,7 @@ def main() -> None:
     parser.add_argument("--eval-samples", type=int, default=10_000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--timed-steps", type=int, default=50)
+    parser.add_argument("--width", type=float, default=1.0, help="model.width_g = width_d")
     parser.add_argument("--out", default="runs/gpu_cifar10_amp")
     # a dry run of the script itself: CPU, the stand-in data and extractor; numbers meaningless
     parser.add_argument("--device", default="cuda", help=argparse.SUPPRESS)
