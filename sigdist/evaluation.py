@@ -21,6 +21,14 @@ def build_data(cfg: Config, device: torch.device) -> tuple[DataSet, Config]:
 
         data, source = build_stacked_mnist(cfg.data.root, cfg.data.source, device)
         return data, cfg.replace(**{"data.source": source})
+    if cfg.data.name == "cifar10":
+        from sigdist.data.cifar10 import build_cifar10
+        from sigdist.metrics.fidelity import check_extractor
+
+        data = build_cifar10(cfg.data.root, device, download=cfg.data.download,
+                             stand_in=cfg.data.stand_in)
+        check_extractor(cfg)  # missing Inception weights stop the run before it trains
+        return data, cfg
     return toy_data(cfg.data.name), cfg
 
 
@@ -28,6 +36,10 @@ def build_scorer(cfg: Config, data: DataSet, device: torch.device) -> Scorer:
     """A function from generated samples to the data set's metrics (Table 1 / Table 2)."""
     if cfg.data.name == "mnist3":
         return stacked_mnist_scorer(cfg.data.root, cfg.data.source, device)
+    if cfg.data.name == "cifar10":  # Table 3: inception score and FID (streamed)
+        from sigdist.metrics.fidelity import cifar10_scorer
+
+        return cifar10_scorer(cfg, data, device)
     from sigdist.metrics import evaluate_toy
 
     return lambda samples: {k: float(v) for k, v in evaluate_toy(data, samples).items()}

@@ -11,6 +11,7 @@ its own generator, seeded afresh each time, so evaluating never changes the trai
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from typing import Any
@@ -69,13 +70,19 @@ class Trainer:
         self.data_shape: tuple[int, ...] = tuple(self.data.shape)
         torch.manual_seed(cfg.seed)
         self.generator = build_generator(cfg, self.data_shape).to(self.device)
+        # run.channels_last: image tensors and convolution weights in NHWC, which tensor cores
+        # prefer; run.bf16: the networks' forward passes under bf16 autocast (losses in fp32).
+        self.channels_last = cfg.run.channels_last and len(self.data_shape) == 3
+        layout = torch.channels_last if self.channels_last else torch.preserve_format
+        self.generator.to(memory_format=layout)
         self.noise_dim: int = self.generator.noise_dim
         self.adversarial = cfg.is_adversarial
         adam = dict(betas=(cfg.train.beta1, cfg.train.beta2))
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg.train.lr, **adam)
         self.discriminator = self.opt_d = None
         if self.adversarial:
-            self.discriminator = build_discriminator(cfg, self.data_shape).to(self.device)
+            self.discriminator = build_discriminator(cfg, self.data_shape).to(
+                self.device, memory_format=layout)
             self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=cfg.train.lr_d,
                                           **adam)
         self.rng = torch.Generator(self.device).manual_seed(cfg.seed)
@@ -95,7 +102,23 @@ class Trainer:
         return out
 
     def _data_batch(self, n: int) -> torch.Tensor:
-        return self.data.sample(n, self.rng, device=self.device)
+        batch = self.data.sample(n, self.rng, device=self.device)
+        return batch.contiguous(memory_format=torch.channels_last) if self.channels_last else batch
+
+    def _autocast(self):
+        if not self.cfg.run.bf16:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+
+    def _g(self, noise: torch.Tensor) -> torch.Tensor:
+        """The generator in training (run.bf16: under autocast; its output back in fp32)."""
+        with self._autocast():
+            return self.generator(noise).float()
+
+    def _d(self, x: torch.Tensor) -> torch.Tensor:
+        """The discriminator or critic in training, as :meth:`_g`."""
+        with self._autocast():
+            return self.discriminator(x).float()
 
     def generate(self, n: int, *, seed: int | None = None, batch_size: int = 10_000
                  ) -> torch.Tensor:
@@ -184,13 +207,12 @@ class Trainer:
     def _gan_step(self) -> dict[str, torch.Tensor]:
         # Algorithm 1: sample x_1..N and z_1..K, set psi_k = G(z_k), update D, then update G.
         x = self._data_batch(self.cfg.train.batch_size)
-        fake = self.generator(self._noise(self.cfg.loss.k, self.rng))
-        loss_d = losses.gan_discriminator_loss(self.discriminator(x),
-                                               self.discriminator(fake.detach()))
+        fake = self._g(self._noise(self.cfg.loss.k, self.rng))
+        loss_d = losses.gan_discriminator_loss(self._d(x), self._d(fake.detach()))
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         self.opt_d.step()
-        adversarial = losses.gan_generator_loss(self.discriminator(fake))
+        adversarial = losses.gan_generator_loss(self._d(fake))
         return {"loss_d": loss_d.detach(), **self._generator_update(x, fake, adversarial)}
 
     def _wgan_gp_step(self) -> dict[str, torch.Tensor]:
@@ -198,23 +220,30 @@ class Trainer:
         for _ in range(cfg.train.critic_steps):
             x = self._data_batch(cfg.train.batch_size)
             with torch.no_grad():
-                fake = self.generator(self._noise(cfg.loss.k, self.rng))
-            loss_d = losses.wgan_gp_critic_loss(self.discriminator, x, fake,
+                fake = self._g(self._noise(cfg.loss.k, self.rng))
+            loss_d = losses.wgan_gp_critic_loss(self._d, x, fake,
                                                 gp_weight=cfg.loss.gp_weight, generator=self.rng)
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             self.opt_d.step()
         x = self._data_batch(cfg.train.batch_size)
-        fake = self.generator(self._noise(cfg.loss.k, self.rng))
-        adversarial = losses.wgan_generator_loss(self.discriminator(fake))
+        fake = self._g(self._noise(cfg.loss.k, self.rng))
+        adversarial = losses.wgan_generator_loss(self._d(fake))
         return {"loss_d": loss_d.detach(), **self._generator_update(x, fake, adversarial)}
 
     # ----------------------------------------------------------------- the loop
-    def evaluate(self) -> dict[str, float]:
-        """The data set's metrics on ``run.eval_samples`` generated samples (Tables 1 and 2)."""
+    def evaluate(self, *, final: bool = True) -> dict[str, float]:
+        """The data set's metrics on ``run.eval_samples`` generated samples (Tables 1-3), or
+        on ``run.eval_samples_intermediate`` (where set) for an evaluation before the last."""
         if self._scorer is None:  # built on first use: mnist3 loads (or trains) its classifier
             self._scorer = build_scorer(self.cfg, self.data, self.device)
-        return self._scorer(self.generate(self.cfg.run.eval_samples))
+        run = self.cfg.run
+        n = run.eval_samples if final or not run.eval_samples_intermediate else (
+            run.eval_samples_intermediate)
+        score_chunks = getattr(self._scorer, "score_chunks", None)  # a streaming scorer
+        if score_chunks is not None:
+            return score_chunks(self.iter_generate(n, batch_size=1000), n)
+        return self._scorer(self.generate(n))
 
     def _check_finite(self, step_losses: dict[str, torch.Tensor]) -> dict[str, float]:
         # One host sync per step for all losses together.
@@ -244,7 +273,8 @@ class Trainer:
             if on_step is not None:
                 on_step(self, step_losses)
             if self.step % cfg.run.eval_every == 0 or self.step == cfg.train.steps:
-                metrics = {**self.evaluate(), **self._window_losses(), "step": self.step}
+                metrics = {**self.evaluate(final=self.step == cfg.train.steps),
+                           **self._window_losses(), "step": self.step}
                 if report is not None:
                     report(self, metrics)
         return metrics

@@ -56,5 +56,6 @@ def build_discriminator(cfg: Config, data_shape: tuple[int, ...]) -> nn.Module:
         return DCGAN28Discriminator(cfg.model.width_d, channels=data_shape[0],
                                     batchnorm=not cfg.method.startswith("wgan"))
     if tuple(data_shape) == (3, 32, 32):
-        return DCGAN32Discriminator(cfg.model.width_d)
+        return DCGAN32Discriminator(cfg.model.width_d,
+                                    batchnorm=not cfg.method.startswith("wgan"))
     raise ValueError(f"no discriminator for data of shape {data_shape}")

@@ -16,14 +16,18 @@ CONFIG_COLUMNS = (("method", "method", 8, "s"), ("lam", "sig_weight", 8, ".3g"),
                   ("width", "model.width_g", 6, ".3g"))
 METRIC_COLUMNS = (("modes", "modes", 6, ".0f"), ("kl", "kl", 8, ".3f"),
                   ("high_quality", "high_quality", 12, ".3f"), ("step", "step", 6, ".0f"))
+FIDELITY_COLUMNS = (("IS", "inception_score", 7, ".3f"), ("fid", "fid", 8, ".2f"),
+                    ("step", "step", 7, ".0f"))
+# the metric columns that go with a study's ranking metric
+COLUMNS_BY_METRIC = {"kl": METRIC_COLUMNS, "fid": FIDELITY_COLUMNS}
 
 
-def _rows(results) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+def _rows(results, metric: str = "kl") -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """(config with its ``sig_weight``, last metrics) of every trial that reported."""
     from sigdist.study.tracking import sig_weight
 
     return [({**r.config, "sig_weight": sig_weight(r.config)}, r.metrics)
-            for r in results if r.metrics and "kl" in r.metrics]
+            for r in results if r.metrics and metric in r.metrics]
 
 
 def outcome_counts(results) -> dict[str, int]:
@@ -39,20 +43,21 @@ def outcome_counts(results) -> dict[str, int]:
     return counts
 
 
-def trials_table(rows: Sequence[tuple[dict[str, Any], dict[str, Any]]]) -> str:
-    columns = CONFIG_COLUMNS + METRIC_COLUMNS
+def trials_table(rows: Sequence[tuple[dict[str, Any], dict[str, Any]]],
+                 metric_columns: tuple = METRIC_COLUMNS) -> str:
+    columns = CONFIG_COLUMNS + metric_columns
     lines = [" ".join(f"{title:>{width}}" for title, _, width, _ in columns)]
     for config, metrics in rows:
         values = [config[key] for _, key, _, _ in CONFIG_COLUMNS]
-        values += [metrics.get(key, float("nan")) for _, key, _, _ in METRIC_COLUMNS]
+        values += [metrics.get(key, float("nan")) for _, key, _, _ in metric_columns]
         lines.append(" ".join(f"{format(value, fmt):>{width}}"
                               for value, (_, _, width, fmt) in zip(values, columns, strict=True)))
     return "\n".join(lines)
 
 
 def best_trials_table(results, metric: str, mode: str, count: int = 5) -> str:
-    rows = sorted(_rows(results), key=lambda row: row[1][metric], reverse=(mode == "max"))
-    return trials_table(rows[:count])
+    rows = sorted(_rows(results, metric), key=lambda row: row[1][metric], reverse=(mode == "max"))
+    return trials_table(rows[:count], COLUMNS_BY_METRIC.get(metric, METRIC_COLUMNS))
 
 
 def pareto_front(points: Sequence[Sequence[float]], modes: Sequence[str]) -> list[int]:
@@ -71,10 +76,10 @@ def pareto_front(points: Sequence[Sequence[float]], modes: Sequence[str]) -> lis
 
 
 def pareto_table(results, metrics: Sequence[str], modes: Sequence[str]) -> str:
-    rows = [row for row in _rows(results) if all(m in row[1] for m in metrics)]
+    rows = [row for row in _rows(results, metrics[-1]) if all(m in row[1] for m in metrics)]
     front = pareto_front([[row[1][m] for m in metrics] for row in rows], modes)
     chosen = sorted((rows[i] for i in front), key=lambda row: row[1][metrics[-1]])
-    return trials_table(chosen)
+    return trials_table(chosen, COLUMNS_BY_METRIC.get(metrics[-1], METRIC_COLUMNS))
 
 
 LOCAL_UI = "http://127.0.0.1:5000"
@@ -210,12 +215,13 @@ def finish_study_run(tracking_uri: str, parent_run_id: str, results, *,
                   "lam_vs_kl": "trials"}.get(name, "optuna")
         client.log_figure(parent_run_id, figure, f"{folder}/{name}.png")
         plt.close(figure)
-    rows = sorted(_rows(results), key=lambda row: row[1][metric], reverse=(mode == "max"))
+    rows = sorted(_rows(results, metric), key=lambda row: row[1][metric],
+                  reverse=(mode == "max"))
     if rows:
         config, metrics = rows[0]
         client.log_dict(parent_run_id, {"config": config, "metrics": metrics},
                         "best_trial.json")
-        for name in ("modes", "kl", "high_quality"):
+        for name in ("modes", "kl", "high_quality", "inception_score", "fid"):
             if name in metrics:
                 client.log_metric(parent_run_id, f"best_trial.{name}", float(metrics[name]))
     client.set_terminated(parent_run_id, status="FINISHED")

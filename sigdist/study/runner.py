@@ -20,7 +20,11 @@ SpaceFn = Any  # sigdist.study.search.SpaceFn (imported lazily: Optuna loads wit
 # The objectives a study can optimise: one metric, or two for a Pareto front (quality vs
 # coverage). ASHA needs one metric to compare trials; it always uses the first coverage metric.
 OBJECTIVES = {"kl": (["kl"], ["min"]), "pareto": (["high_quality", "kl"], ["max", "min"])}
-SCHEDULER_METRIC = ("kl", "min")
+# CIFAR-10's (Table 3): FID alone, or inception score vs FID. ASHA uses the last metric of an
+# objective, the coverage one: KL, or FID.
+FIDELITY_OBJECTIVES = {"fid": (["fid"], ["min"]),
+                       "pareto": (["inception_score", "fid"], ["max", "min"])}
+SCHEDULER_METRIC = ("kl", "min")  # the coverage objectives' (StudyOptions.scheduler_metric)
 
 
 @dataclass(frozen=True)
@@ -44,21 +48,27 @@ class StudyOptions:
     # once; a ``tied`` key takes the value of another key of the same trial.
     grid: dict[str, tuple] = field(default_factory=dict)
     tied: dict[str, str] = field(default_factory=dict)
+    objectives: dict[str, tuple] = field(default_factory=lambda: OBJECTIVES)
 
     @property
     def metrics(self) -> list[str]:
-        return OBJECTIVES[self.objective][0]
+        return self.objectives[self.objective][0]
 
     @property
     def modes(self) -> list[str]:
-        return OBJECTIVES[self.objective][1]
+        return self.objectives[self.objective][1]
+
+    @property
+    def scheduler_metric(self) -> tuple[str, str]:
+        return self.metrics[-1], self.modes[-1]
 
     @property
     def study_dir(self) -> str:
         return os.path.join(self.storage_path, self.name)
 
 
-def study_parser(description: str) -> argparse.ArgumentParser:
+def study_parser(description: str, objectives: dict[str, tuple] = OBJECTIVES
+                 ) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--address", default=None, help="an existing Ray cluster ('auto')")
     parser.add_argument("--num-samples", type=int, default=None, help="trials")
@@ -68,8 +78,9 @@ def study_parser(description: str) -> argparse.ArgumentParser:
                         help="a fraction lets several small trials share one GPU (default: "
                         "0.25 where this machine has a GPU, else 0)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the search and the trials")
-    parser.add_argument("--objective", choices=sorted(OBJECTIVES), default="kl",
-                        help="kl: minimise KL; pareto: high quality vs KL (a Pareto front)")
+    parser.add_argument("--objective", choices=sorted(objectives), default=next(iter(objectives)),
+                        help=", ".join(f"{name}: {' vs '.join(metrics)}" for name, (metrics, _)
+                                       in objectives.items()) + " (two: a Pareto front)")
     parser.add_argument("--tracking-uri", default=None,
                         help="MLflow: sqlite:///PATH or http://HOST:PORT (default: "
                         "sqlite:///mlflow.db here)")
@@ -200,7 +211,7 @@ def open_study_run(options: StudyOptions) -> str:
 
     return start_study_run(options.tracking_uri, options.experiment, options.name,
                            {f"study.{k}": v for k, v in asdict(options).items()
-                            if k not in ("base", "space")} | options.base)
+                            if k not in ("base", "space", "objectives")} | options.base)
 
 
 def _value_of(key: str, config: dict[str, Any]) -> Any:
@@ -256,7 +267,8 @@ def build_tuner(options: StudyOptions, parent_run_id: str, *, verbose: int = 1,
         # Each report is one evaluation; ASHA compares trials at equal numbers of evaluations.
         steps, every = options.base["train.steps"], options.base["run.eval_every"]
         max_t = max(1, -(-steps // every))
-        scheduler = ASHAScheduler(metric=SCHEDULER_METRIC[0], mode=SCHEDULER_METRIC[1],
+        scheduler = ASHAScheduler(metric=options.scheduler_metric[0],
+                                  mode=options.scheduler_metric[1],
                                   max_t=max_t, grace_period=max(1, max_t // 4),
                                   reduction_factor=2)
     return tune.Tuner(
@@ -278,8 +290,8 @@ def build_tuner(options: StudyOptions, parent_run_id: str, *, verbose: int = 1,
             # so a driver killed mid-study resumes close to where it stopped
             sync_config=tune.SyncConfig(sync_period=20),
             callbacks=[MlflowTrialCallback(options.tracking_uri, parent_run_id,
-                                           metric=SCHEDULER_METRIC[0],
-                                           mode=SCHEDULER_METRIC[1])]),
+                                           metric=options.scheduler_metric[0],
+                                           mode=options.scheduler_metric[1])]),
     )
 
 

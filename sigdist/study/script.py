@@ -7,10 +7,12 @@ import logging
 import math
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sigdist.study.runner import (
+    OBJECTIVES,
     SpaceFn,
     StudyOptions,
     check_options,
@@ -47,6 +49,10 @@ class StudyScript:
     smoke: Profile  # --smoke-test: seconds on a CPU
     cpu: Profile  # the default on a CPU machine
     gpu: Profile  # the default where trials get GPUs: more trials, more steps
+    objectives: dict[str, tuple] = field(default_factory=lambda: OBJECTIVES)  # --objective
+    # (base, args, parser) -> base: readies the data before Ray starts (parser.error: exit 2)
+    prepare: Callable[[dict[str, Any], argparse.Namespace, argparse.ArgumentParser],
+                      dict[str, Any]] | None = None
 
     def profile(self, args: argparse.Namespace) -> tuple[str, Profile]:
         if args.smoke_test:
@@ -72,7 +78,7 @@ def main(script: StudyScript, argv: list[str] | None = None) -> int:
     # says so) and how to turn it off
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
         logging.ERROR)
-    parser = study_parser(script.description)
+    parser = study_parser(script.description, script.objectives)
     args = parser.parse_args(argv)
     check_options(args, parser)
     if args.gpus_per_trial is None:
@@ -80,6 +86,8 @@ def main(script: StudyScript, argv: list[str] | None = None) -> int:
     kind, profile = script.profile(args)
     base = validated_base({**profile.base, "data.name": script.data_name, "seed": args.seed},
                           args.set, parser)
+    if script.prepare is not None:
+        base = script.prepare(base, args, parser)
     # a key the user sets is pinned: it leaves the search or the grid (and stops following
     # another key)
     pinned = pinned_keys(args.set)
@@ -117,7 +125,8 @@ def main(script: StudyScript, argv: list[str] | None = None) -> int:
         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
         seed=args.seed, address=args.address, storage_path=storage_path,
         tracking_uri=tracking_uri, objective=args.objective, resume=args.resume,
-        space=None if profile.grid else profile.space, pinned=pinned, grid=grid, tied=tied)
+        space=None if profile.grid else profile.space, pinned=pinned, grid=grid, tied=tied,
+        objectives=script.objectives)
     trials = options.num_samples * math.prod(len(values) for values in grid.values())
     print(f"study {name} ({kind} profile): {trials} trials"
           + (" (a grid: " + " x ".join(grid) + ")" if grid else "") + ", "
@@ -227,11 +236,13 @@ def report(options: StudyOptions, results, parent_run_id: str) -> None:
     counts = outcome_counts(results)
     print(f"\n{len(results)} trials: " + ", ".join(f"{n} {what}" for what, n in counts.items())
           + ".")
-    if options.objective == "pareto":
-        print("Pareto front (high quality vs KL):")
+    names = {"high_quality": "high quality", "kl": "KL", "inception_score": "IS", "fid": "FID"}
+    if len(options.metrics) > 1:
+        print(f"Pareto front ({' vs '.join(names[m] for m in options.metrics)}):")
         print(pareto_table(results, options.metrics, options.modes) + "\n")
-    print("best trials (lowest KL):")
-    print(best_trials_table(results, "kl", "min"))
+    metric, mode = options.scheduler_metric
+    print(f"best trials ({'lowest' if mode == 'min' else 'highest'} {names[metric]}):")
+    print(best_trials_table(results, metric, mode))
     print(f"\nMLflow: experiment {options.experiment!r}, parent run {options.name!r}.")
     from mlflow import MlflowClient
 

@@ -1,0 +1,86 @@
+"""`studies/cifar10_sweep.py` as a user runs it: the offline smoke sweep end to end on a real
+local Ray with Optuna and MLflow, and the missing-data / missing-weights stops before Ray."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from studyrun import TERMINAL, run_script, study_runs
+
+METHODS = {"gan", "gan_si", "wgan_gp", "wgan_gp_si"}
+
+
+@pytest.fixture(scope="module")
+def cifar10_smoke(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cifar10_smoke")
+    uri = f"sqlite:///{tmp}/mlflow.db"
+    result = run_script("cifar10_sweep.py", "--smoke-test", "--tracking-uri", uri,
+                        "--storage-path", str(tmp / "ray"), cwd=tmp)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result, uri, tmp
+
+
+def test_smoke_sweep_says_it_uses_the_stand_ins(cifar10_smoke):
+    result, _, tmp = cifar10_smoke
+    assert "stand-in feature extractor, not Inception" in result.stdout
+    assert f"CIFAR-10 is not under {tmp / 'data'}" in result.stdout
+    assert (tmp / "data" / "cifar-10-stand-in-batches-py" / "batches.meta").is_file()
+    lines = result.stdout.split("best trials (lowest FID):")[1].strip().splitlines()
+    assert lines[0].split() == ["method", "lam", "k", "size", "width", "IS", "fid", "step"]
+    assert "searching: method, loss.lam, loss.k, model.width_g; pinned: nothing" in result.stdout
+    rows = lines[1:lines.index("")] if "" in lines else lines[1:]
+    fids = [float(row.split()[6]) for row in rows]
+    assert fids == sorted(fids) and 1 <= len(fids) <= 4
+
+
+def test_smoke_sweep_tracks_is_fid_and_samples_per_evaluation(cifar10_smoke):
+    _, uri, _ = cifar10_smoke
+    client, parent, children = study_runs(uri, "cifar10_sweep_smoke")
+    assert len(children) == 4 and parent.info.status == "FINISHED"
+    best = json.loads(
+        Path(client.download_artifacts(parent.info.run_id, "best_trial.json")).read_text())
+    assert best["metrics"]["fid"] == min(c.data.metrics["fid"] for c in children)
+    assert parent.data.metrics["best_trial.fid"] == best["metrics"]["fid"]
+    for child in children:
+        params = child.data.params
+        assert params["data.name"] == "cifar10" and params["data.stand_in"] == "True"
+        assert params["metrics.extractor"] == "stand-in" and params["method"] in METHODS
+        # the plain arms' weight of L_K is 0 whatever loss.lam says
+        assert (float(params["sig_weight"]) == 0.0) == (not params["method"].endswith("_si"))
+        if params["method"].startswith("wgan"):
+            assert params["train.batch_size"] == params["loss.k"]
+        assert child.info.status in TERMINAL
+        fid = client.get_metric_history(child.info.run_id, "fid")
+        score = client.get_metric_history(child.info.run_id, "inception_score")
+        steps = [m.step for m in fid]
+        assert steps in ([4], [4, 8]) and [m.step for m in score] == steps
+        assert all(m.value > 0 for m in fid) and all(m.value >= 1 - 1e-9 for m in score)
+        counts = [m.value for m in client.get_metric_history(child.info.run_id, "num_samples")]
+        assert counts == [100, 200][:len(steps)]  # fewer samples before the last evaluation
+        pictures = [a.path for a in client.list_artifacts(child.info.run_id, "samples")]
+        assert pictures == [f"samples/samples_step_{s:07d}.png" for s in steps]
+
+
+def test_a_real_study_without_the_data_stops_before_ray(tmp_path):
+    result = run_script("cifar10_sweep.py", "--set", f"data.root={tmp_path / 'data'}",
+                        "--set", "data.download=false", "--tracking-uri",
+                        f"sqlite:///{tmp_path}/mlflow.db", "--storage-path",
+                        str(tmp_path / "ray"), cwd=tmp_path, timeout=120)
+    assert result.returncode == 2
+    assert "cifar-10-python.tar.gz" in result.stderr and "Trial" not in result.stdout
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_real_study_without_the_weights_stops_before_ray(tmp_path, monkeypatch):
+    from sigdist.data.cifar10 import write_stand_in
+
+    write_stand_in(str(tmp_path / "data"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))  # an empty cache
+    result = run_script("cifar10_sweep.py", "--set", f"data.root={tmp_path / 'data'}",
+                        "--set", "data.stand_in=true", "--set", "data.download=false",
+                        "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db",
+                        "--storage-path", str(tmp_path / "ray"), cwd=tmp_path, timeout=120)
+    assert result.returncode == 2
+    assert "metrics.inception_weights=PATH" in result.stderr
+    assert sorted(os.listdir(tmp_path)) == ["data"]
