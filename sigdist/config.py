@@ -21,7 +21,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-METHODS = ("sig", "gan", "gan_si", "wgan_gp", "wgan_gp_si")
+METHODS = ("sig", "gan", "gan_si", "wgan_gp", "wgan_gp_si", "vae", "veegan", "unrolled_gan")
 TOY_DATASETS = ("gmm25", "ring", "ring_noise", "negbin", "poisson_negbin")
 IMAGE_DATASETS = ("mnist3",)
 DATASETS = TOY_DATASETS + IMAGE_DATASETS
@@ -129,6 +129,8 @@ class TrainConfig:
     lr_final_ratio: float = field(default=0.01, metadata=_range(0.0, high=1.0))
     # WGAN-GP critic updates per generator update (Gulrajani et al.); GAN methods use 1 (Alg. 1).
     critic_steps: int = field(default=5, metadata=_range(1, high=100))
+    # Unrolled GAN: discriminator steps the generator differentiates through (Metz et al.: 5).
+    unroll_steps: int = field(default=5, metadata=_range(0, high=100))
 
 
 @dataclass(frozen=True)
