@@ -118,16 +118,17 @@ class VEEGAN(Baseline):
     of 100) tells generator pairs (z, G(z)) from reconstructor pairs (z ~ F(x), x); G and F
     descend mean D(z, G(z)) + mean d(z, F(G(z))) (D's logit estimates the log density ratio).
 
-    Choice: F is Gaussian, N(mu(x), diag exp(logvar(x))), sampled by reparameterisation, and d
-    is its negative log-likelihood of z. A deterministic F with d = ||z - F(x)||^2 (the l2
-    variant of the paper) cannot work here: F(x) of 2-d points lies on a 2-d sheet of the 10-d
-    noise space, which D tells from N(0, I) at once (measured: D's loss 0.08, 0 of 25 modes)."""
+    Choice: F(x) is N(f(x), I), so that Algorithm 1's d = squared l2 is its negative
+    log-likelihood, (1/2) ||z - f(x)||^2 up to a constant, and its draw z ~ F(x) for the data
+    pairs spans the noise space. A deterministic F (z = f(x)) cannot work here: f of 2-d points
+    lies on a 2-d sheet of the 10-d noise space, which D tells from N(0, I) at once (measured:
+    D's loss 0.08, 0 of 25 modes)."""
 
     def __init__(self, trainer: Trainer) -> None:
         dim, hidden = trainer.data_shape[0], trainer.cfg.model.hidden
         device = trainer.device
         self.pair_discriminator = MLPDiscriminator(trainer.noise_dim + dim, hidden).to(device)
-        self.reconstructor = mlp(dim, 2 * trainer.noise_dim, hidden).to(device)
+        self.reconstructor = mlp(dim, trainer.noise_dim, hidden).to(device)
         super().__init__(trainer, {"reconstructor": self.reconstructor})
         self.networks["pair_discriminator"] = self.pair_discriminator  # saved, own optimiser
         adam = dict(betas=(trainer.cfg.train.beta1, trainer.cfg.train.beta2))
@@ -144,9 +145,8 @@ class VEEGAN(Baseline):
         z = t._noise(cfg.loss.k, t.rng)
         fake = t.generator(z)
         with torch.no_grad():
-            mu, logvar = self.reconstructor(x).chunk(2, dim=1)
-            z_data = mu + (0.5 * logvar).exp() * torch.randn(mu.shape, generator=t.rng,
-                                                            device=t.device)
+            z_data = self.reconstructor(x)
+            z_data = z_data + torch.randn(z_data.shape, generator=t.rng, device=t.device)
         generated_pairs = pair_d(torch.cat([z, fake.detach()], 1))
         data_pairs = pair_d(torch.cat([z_data, x], 1))
         # D: log sigma(D(z, G(z))) + log(1 - sigma(D(F(x), x))), maximised
@@ -155,9 +155,7 @@ class VEEGAN(Baseline):
         loss_d.backward()
         self.optimiser_d.step()
         adversarial = pair_d(torch.cat([z, fake], 1)).mean()
-        mu, logvar = self.reconstructor(fake).chunk(2, dim=1)
-        reconstruction = 0.5 * ((z - mu) ** 2 / logvar.exp() + logvar
-                                + math.log(2 * math.pi)).sum(1).mean()
+        reconstruction = 0.5 * ((z - self.reconstructor(fake)) ** 2).sum(1).mean()
         loss = adversarial + reconstruction
         t.opt_g.zero_grad(set_to_none=True)
         self.optimiser.zero_grad(set_to_none=True)
