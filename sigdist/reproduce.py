@@ -1,0 +1,211 @@
+"""Reproducing the paper's tables and figures through the study system: each table is one grid
+study (every method or data set x seeds, in parallel under Ray Tune, one MLflow parent run, a
+child run per training run), then its report is built from what MLflow holds: the children's
+final metrics and their final checkpoints (logged as ``final_checkpoint/checkpoint.pt``), from
+which the figures redraw the very samples that were scored.
+
+Used by ``studies/reproduce.py``; the reports live in ``sigdist.report_table1`` and
+``sigdist.report_figure1``."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sigdist.config import ConfigError, from_flat, parse_assignment
+
+FINAL_CHECKPOINT = "final_checkpoint"
+TABLE1_METHODS = ("gan", "gan_si", "sig", "vae", "veegan", "unrolled_gan")
+# Figure 1 (Section 5.1): SIG on four toys. Count data under a Poisson likelihood, p(x | psi) =
+# Poisson(x; e^psi): both count toys are Poisson mixtures, so the learned rates e^psi can be held
+# against the true mixing distribution (NegBin(r, p) = Poisson(Gamma(r, p / (1 - p)))). The
+# continuous toys under N(x; psi, sigma^2 I) with sigma the data's own noise, so that the true
+# mixing distribution is the ring itself (ring + noise 0.1) or the 8 centres (ring, std 0.02).
+FIGURE1_PANELS = {
+    "negbin": {"loss.likelihood": "poisson", "loss.sigma_anneal_steps": 0},
+    "poisson_negbin": {"loss.likelihood": "poisson", "loss.sigma_anneal_steps": 0},
+    "ring_noise": {"loss.likelihood": "gaussian", "loss.sigma": 0.1},
+    "ring": {"loss.likelihood": "gaussian", "loss.sigma": 0.02},
+}
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """One table's grid study at one size."""
+
+    base: dict[str, Any]
+    grid: dict[str, tuple]
+    max_concurrent: int
+    per_panel: dict[str, dict[str, Any]] = field(default_factory=dict)  # keyed by data.name
+
+
+_SMOKE_RUN = {"train.steps": 30, "run.eval_every": 15, "run.eval_samples": 2000,
+              "train.batch_size": 64, "loss.k": 64, "loss.sigma_anneal_steps": 20,
+              "train.unroll_steps": 2}
+PROTOCOLS = {
+    ("table1", "smoke"): Protocol({**_SMOKE_RUN, "data.name": "gmm25"},
+                                  {"method": TABLE1_METHODS, "seed": (0, 1)}, 2),
+    ("table1", "full"): Protocol({"data.name": "gmm25", "run.eval_every": 2000},
+                                 {"method": TABLE1_METHODS, "seed": (0, 1, 2, 3, 4)}, 2),
+    ("figure1", "smoke"): Protocol({**_SMOKE_RUN, "method": "sig", "data.name": "ring"},
+                                   {"data.name": tuple(FIGURE1_PANELS), "seed": (0, 1)}, 2,
+                                   FIGURE1_PANELS),
+    ("figure1", "full"): Protocol({"method": "sig", "data.name": "ring", "run.eval_every": 2000},
+                                  {"data.name": tuple(FIGURE1_PANELS), "seed": (0, 1, 2)}, 2,
+                                  FIGURE1_PANELS),
+}
+
+
+def _panel_value(key: str, per_panel: dict[str, dict[str, Any]], default: Any, spec) -> Any:
+    """Ray Tune ``sample_from``: the value of ``key`` for the trial's data set."""
+    return per_panel.get(spec.config["data.name"], {}).get(key, default)
+
+
+def parser() -> argparse.ArgumentParser:
+    from sigdist.study.runner import study_parser
+
+    p = study_parser("Reproduce the paper's Table 1 or Figure 1 through the study system and "
+                     "write its report from MLflow.")
+    p.add_argument("table", choices=("table1", "figure1"), help="what to reproduce")
+    p.add_argument("--out", default="docs/results",
+                   help="where the report (markdown and PNGs) is written")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    from sigdist.study.report import finish_study_run
+    from sigdist.study.runner import (
+        StudyOptions,
+        check_options,
+        open_study_run,
+        prepare_storage,
+        prepare_tracking,
+        run_study,
+        validated_base,
+    )
+    from sigdist.study.script import end_study_run
+
+    p = parser()
+    args = p.parse_args(argv)
+    check_options(args, p)
+    args.gpus_per_trial = args.gpus_per_trial or 0.0
+    size = "smoke" if args.smoke_test else "full"
+    protocol = PROTOCOLS[(args.table, size)]
+    base = validated_base({**protocol.base, "seed": args.seed}, args.set, p)
+    pinned = {parse_assignment(text)[0] for text in args.set}
+    if pinned & set(protocol.grid):
+        p.error("--set: " + ", ".join(sorted(pinned & set(protocol.grid))) + " is the grid of "
+                f"{args.table}; allowed: any other config key")
+    base = _with_panels(base, protocol, pinned, p)
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as err:
+        p.error(f"--out: cannot create {args.out}: {err.strerror}")
+    experiment = f"reproduce_{args.table}" + ("_smoke" if args.smoke_test else "")
+    name = args.name or f"{experiment}-{time.strftime('%Y%m%d-%H%M%S')}"
+    tracking_uri = prepare_tracking(args, p)
+    storage_path = os.path.abspath(args.storage_path)
+    _lock = prepare_storage(storage_path, name, p)  # noqa: F841 (held until exit)
+    options = StudyOptions(
+        name=name, experiment=experiment, base=base, num_samples=1,
+        max_concurrent=args.max_concurrent or protocol.max_concurrent,
+        cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, seed=args.seed,
+        address=args.address, storage_path=storage_path, tracking_uri=tracking_uri,
+        resume=args.resume, grid=dict(protocol.grid))
+    runs = len(protocol.grid[next(iter(protocol.grid))]) * len(protocol.grid["seed"])
+    print(f"{args.table} ({size}): {runs} runs ({' x '.join(protocol.grid)}), "
+          f"{options.max_concurrent} at a time; tracking {tracking_uri}", flush=True)
+    parent = open_study_run(options)
+    try:
+        results = run_study(options, parent_run_id=parent)
+        # the table's own report (below) replaces the grid study's generic one
+        finish_study_run(tracking_uri, parent, results, figures={}, metric="kl", mode="min")
+        log_final_checkpoints(tracking_uri, parent, results)
+    except BaseException as err:  # every way out ends the parent run, saying why
+        end_study_run(tracking_uri, parent, err)
+        raise
+    written = write_report(args.table, tracking_uri, parent, args.out)
+    print("report: " + ", ".join(written))
+    return 0 if results.num_errors == 0 else 1
+
+
+def _with_panels(base: dict[str, Any], protocol: Protocol, pinned: set[str],
+                 p: argparse.ArgumentParser) -> dict[str, Any]:
+    """Figure 1's per-data-set keys (likelihood, sigma) as Ray Tune ``sample_from`` specs,
+    each panel's config validated first; a key the user pins applies to every panel."""
+    if not protocol.per_panel:
+        return base
+    from ray import tune
+
+    keys = sorted({k for panel in protocol.per_panel.values() for k in panel} - pinned)
+    for name, panel in protocol.per_panel.items():
+        try:
+            from_flat({**base, "data.name": name,
+                       **{k: v for k, v in panel.items() if k in keys}})
+        except ConfigError as err:
+            p.error(f"{name}: {err}")
+    return {**base, **{key: tune.sample_from(functools.partial(
+        _panel_value, key, protocol.per_panel, base[key])) for key in keys}}
+
+
+def child_runs(client, parent_run_id: str) -> list:
+    """The study's child runs (one per training run)."""
+    parent = client.get_run(parent_run_id)
+    return client.search_runs([parent.info.experiment_id],
+                              f"tags.`mlflow.parentRunId` = '{parent_run_id}'",
+                              max_results=10_000)
+
+
+def log_final_checkpoints(tracking_uri: str, parent_run_id: str, results) -> None:
+    """Each run's last checkpoint (the trained model at its last step) onto its MLflow child
+    run, where the reports find it."""
+    from mlflow import MlflowClient
+
+    from sigdist.study.tracking import TRIAL_TAG
+    from sigdist.study.trainable import CHECKPOINT_FILE
+
+    client = MlflowClient(tracking_uri)
+    by_trial = {run.data.tags.get(TRIAL_TAG): run.info.run_id
+                for run in child_runs(client, parent_run_id)}
+    for result in results:
+        trial_id = (result.metrics or {}).get("trial_id")
+        if result.checkpoint is None or trial_id not in by_trial:
+            continue
+        with result.checkpoint.as_directory() as directory:
+            client.log_artifact(by_trial[trial_id], os.path.join(directory, CHECKPOINT_FILE),
+                                FINAL_CHECKPOINT)
+
+
+def load_final_trainer(client, run_id: str, scratch: str):
+    """The trainer of a child run, rebuilt from its final checkpoint in MLflow."""
+    from sigdist.study.trainable import CHECKPOINT_FILE
+    from sigdist.train import Trainer
+
+    path = client.download_artifacts(run_id, f"{FINAL_CHECKPOINT}/{CHECKPOINT_FILE}", scratch)
+    return Trainer.from_checkpoint(path, device="cpu")
+
+
+def write_report(table: str, tracking_uri: str, parent_run_id: str, out: str) -> list[str]:
+    """Build ``table``'s report from MLflow into ``out``, and log it on the parent run."""
+    from mlflow import MlflowClient
+
+    if table == "table1":
+        from sigdist.report_table1 import table1_report as build
+    else:
+        from sigdist.report_figure1 import figure1_report as build
+    written = build(tracking_uri, parent_run_id, out)
+    client = MlflowClient(tracking_uri)
+    for path in written:
+        client.log_artifact(parent_run_id, path, "report")
+    return written
+
+
+if __name__ == "__main__":
+    sys.exit(main())
