@@ -67,17 +67,23 @@ def panel_figure(trainer, name: str, title: str):
         psi = trainer._psi(trainer._noise(SAMPLES, torch.Generator().manual_seed(1))).double()
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 4.2), dpi=100)
     if data.kind == "count":
-        top = int(max(real.max(), generated.max())) + 2
-        bins = torch.arange(top + 1) - 0.5
-        left.hist(real[:, 0].numpy(), bins=bins.numpy(), density=True, alpha=0.5, label="data")
-        left.hist(generated[:, 0].numpy(), bins=bins.numpy(), density=True, alpha=0.5,
-                  label="SIG samples")
-        left.plot(range(top), data.pmf(torch.arange(top)).numpy(), "k.", label="true pmf")
+        # the axis ends where the true pmf does (its 0.9995 quantile): a few far samples would
+        # squeeze the picture; shares are of all samples, so mass beyond the axis is not hidden
+        top = int(torch.nonzero(torch.cumsum(data.pmf(torch.arange(1000)), 0) >= 0.9995)[0]
+                  * 1.3) + 2
+        values = torch.arange(top)
+        for counts, label in ((real, "data"), (generated, "SIG samples")):
+            share = torch.bincount(counts[:, 0].long().clamp(max=top), minlength=top + 1)
+            left.step(values.numpy(), (share[:top] / len(counts)).numpy(), where="mid",
+                      label=label)
+        left.plot(values.numpy(), data.pmf(values).numpy(), "k.", ms=4, label="true pmf")
         left.set_xlabel("x")
         rates = psi[:, 0].exp()
-        right.hist(rates.numpy(), bins=80, density=True, alpha=0.6,
-                   label="learned rates e^psi")
-        grid = torch.linspace(1e-3, float(rates.quantile(0.999)) * 1.1, 400, dtype=torch.float64)
+        edges = torch.linspace(0, float(top), 81, dtype=torch.float64)
+        counts = torch.histc(rates.clamp(max=float(top)), bins=80, min=0, max=float(top))
+        right.stairs((counts / (len(rates) * (edges[1] - edges[0]))).numpy(), edges.numpy(),
+                     fill=True, alpha=0.6, label="learned rates e^psi")
+        grid = torch.linspace(1e-3, float(top), 400, dtype=torch.float64)
         density = torch.zeros_like(grid)
         for weight, component in zip(data.weights, data.components, strict=True):
             if hasattr(component, "r"):  # NegBin(r, p) = Poisson(Gamma(r, scale p / (1 - p)))
@@ -112,7 +118,7 @@ def panel_figure(trainer, name: str, title: str):
     left.set_title("data vs samples", fontsize=9)
     right.set_title("mixing distribution: learned vs true", fontsize=9)
     for ax in (left, right):
-        ax.legend(fontsize=7, loc="upper right", markerscale=5)
+        ax.legend(fontsize=7, loc="upper right", markerscale=1 if data.kind == "count" else 5)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
