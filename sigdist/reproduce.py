@@ -58,7 +58,8 @@ PROTOCOLS = {
     ("figure1", "smoke"): Protocol({**_SMOKE_RUN, "method": "sig", "data.name": "ring"},
                                    {"data.name": tuple(FIGURE1_PANELS), "seed": (0, 1)}, 2,
                                    FIGURE1_PANELS),
-    ("figure1", "full"): Protocol({"method": "sig", "data.name": "ring", "run.eval_every": 2000},
+    ("figure1", "full"): Protocol({"method": "sig", "data.name": "ring", "run.eval_every": 2000,
+                                   "train.steps": 8000, "loss.k": 256},
                                   {"data.name": tuple(FIGURE1_PANELS), "seed": (0, 1, 2)}, 2,
                                   FIGURE1_PANELS),
 }
