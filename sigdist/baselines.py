@@ -21,7 +21,6 @@ from torch.func import functional_call
 
 from sigdist import losses
 from sigdist.config import ConfigError
-from sigdist.models import MLPDiscriminator
 from sigdist.schedules import lr_factor
 
 if TYPE_CHECKING:
@@ -114,9 +113,14 @@ class VAE(Baseline):
 
 class VEEGAN(Baseline):
     """VEEGAN (Srivastava et al. 2017, Algorithm 1): a reconstructor F maps data to noise
-    (two hidden layers of 100), a discriminator D(z, x) on concatenated pairs (one hidden layer
-    of 100) tells generator pairs (z, G(z)) from reconstructor pairs (z ~ F(x), x); G and F
-    descend mean D(z, G(z)) + mean d(z, F(G(z))) (D's logit estimates the log density ratio).
+    (two hidden layers of 100), a discriminator D(z, x) on concatenated pairs tells generator
+    pairs (z, G(z)) from reconstructor pairs (z ~ F(x), x); G and F descend
+    mean D(z, G(z)) + mean d(z, F(G(z))) (D's logit estimates the log density ratio).
+
+    Choice: D has two hidden layers of 100, like the encoders (Section 5.2 sizes only the
+    GAN's discriminator on x): with one, on the 12-d pairs, it never told the modes apart and
+    the samples stayed spread over the plane (0 of 25 modes, high quality 0.03 at 8,000 steps,
+    against 6 and 0.64 with two, seed 0).
 
     Choice: F(x) is N(f(x), I), so that Algorithm 1's d = squared l2 is its negative
     log-likelihood, (1/2) ||z - f(x)||^2 up to a constant, and its draw z ~ F(x) for the data
@@ -127,7 +131,7 @@ class VEEGAN(Baseline):
     def __init__(self, trainer: Trainer) -> None:
         dim, hidden = trainer.data_shape[0], trainer.cfg.model.hidden
         device = trainer.device
-        self.pair_discriminator = MLPDiscriminator(trainer.noise_dim + dim, hidden).to(device)
+        self.pair_discriminator = mlp(trainer.noise_dim + dim, 1, hidden).to(device)
         self.reconstructor = mlp(dim, trainer.noise_dim, hidden).to(device)
         super().__init__(trainer, {"reconstructor": self.reconstructor})
         self.networks["pair_discriminator"] = self.pair_discriminator  # saved, own optimiser
@@ -147,14 +151,14 @@ class VEEGAN(Baseline):
         with torch.no_grad():
             z_data = self.reconstructor(x)
             z_data = z_data + torch.randn(z_data.shape, generator=t.rng, device=t.device)
-        generated_pairs = pair_d(torch.cat([z, fake.detach()], 1))
-        data_pairs = pair_d(torch.cat([z_data, x], 1))
+        generated_pairs = pair_d(torch.cat([z, fake.detach()], 1)).squeeze(1)
+        data_pairs = pair_d(torch.cat([z_data, x], 1)).squeeze(1)
         # D: log sigma(D(z, G(z))) + log(1 - sigma(D(F(x), x))), maximised
         loss_d = F.softplus(-generated_pairs).mean() + F.softplus(data_pairs).mean()
         self.optimiser_d.zero_grad(set_to_none=True)
         loss_d.backward()
         self.optimiser_d.step()
-        adversarial = pair_d(torch.cat([z, fake], 1)).mean()
+        adversarial = pair_d(torch.cat([z, fake], 1)).squeeze(1).mean()
         reconstruction = 0.5 * ((z - self.reconstructor(fake)) ** 2).sum(1).mean()
         loss = adversarial + reconstruction
         t.opt_g.zero_grad(set_to_none=True)
