@@ -31,11 +31,11 @@ PANEL_METRICS = {"negbin": ("tv", "mean", "true_mean"),
 SAMPLES = 50_000
 
 
-def collect(tracking_uri: str, parent_run_id: str) -> dict[str, list[dict[str, Any]]]:
+def collect(tracking_uri: str, parent_run_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
     from mlflow import MlflowClient
 
     runs: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for run in child_runs(MlflowClient(tracking_uri), parent_run_id):
+    for run in child_runs(MlflowClient(tracking_uri), parent_run_ids, "data.name"):
         name = run.data.params["data.name"]
         if run.info.status != "FINISHED" or name not in PANEL_METRICS:
             continue
@@ -138,13 +138,13 @@ def _row(name: str, records: list[dict[str, Any]]) -> str:
             f"{len(records)} | {first['step']} | " + "; ".join(cells) + " |")
 
 
-def figure1_report(tracking_uri: str, parent_run_id: str, out: str) -> list[str]:
+def figure1_report(tracking_uri: str, parent_run_ids: list[str], out: str) -> list[str]:
     """Write ``out/figure1.md`` and ``out/figure1_<data>.png``; return the paths written."""
     import matplotlib.pyplot as plt
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri)
-    runs = collect(tracking_uri, parent_run_id)
+    runs = collect(tracking_uri, parent_run_ids)
     names = [n for n in FIGURE1_PANELS if runs.get(n)]
     lines = ["# Figure 1: SIG on the toy data", "",
              "Measured by `studies/reproduce.py figure1` (grid study under Ray Tune, one "

@@ -33,12 +33,12 @@ def mean_se(values: list[float]) -> tuple[float, float]:
     return statistics.mean(values), statistics.stdev(values) / math.sqrt(len(values))
 
 
-def collect(tracking_uri: str, parent_run_id: str) -> dict[str, list[dict[str, Any]]]:
+def collect(tracking_uri: str, parent_run_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
     """Per method, one record per run (ordered by seed): seed, final metrics, steps, run id."""
     from mlflow import MlflowClient
 
     runs: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for run in child_runs(MlflowClient(tracking_uri), parent_run_id):
+    for run in child_runs(MlflowClient(tracking_uri), parent_run_ids, "method"):
         params, metrics = run.data.params, run.data.metrics
         if run.info.status != "FINISHED" or not all(m in metrics for m in METRICS):
             continue
@@ -118,14 +118,14 @@ def scatter_figure(samples, centres, title: str):
     return fig
 
 
-def table1_report(tracking_uri: str, parent_run_id: str, out: str) -> list[str]:
-    """Write ``out/table1.md`` and ``out/table1_<method>.png`` from the study's MLflow runs;
+def table1_report(tracking_uri: str, parent_run_ids: list[str], out: str) -> list[str]:
+    """Write ``out/table1.md`` and ``out/table1_<method>.png`` from the studies' MLflow runs;
     return the paths written."""
     import matplotlib.pyplot as plt
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri)
-    runs = collect(tracking_uri, parent_run_id)
+    runs = collect(tracking_uri, parent_run_ids)
     stats = summary(runs)
     figures, written = {}, []
     with tempfile.TemporaryDirectory() as scratch:

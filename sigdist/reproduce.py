@@ -78,6 +78,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("table", choices=("table1", "figure1"), help="what to reproduce")
     p.add_argument("--out", default="docs/results",
                    help="where the report (markdown and PNGs) is written")
+    p.add_argument("--report-only", nargs="+", default=None, metavar="STUDY",
+                   help="run nothing: rebuild the report from these studies in MLflow (by "
+                   "--name); a later study's runs replace an earlier one's of the same method "
+                   "or data set")
     return p
 
 
@@ -99,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
     check_options(args, p)
+    if args.report_only:
+        return report_only(args, p)
     args.gpus_per_trial = args.gpus_per_trial or 0.0
     size = "smoke" if args.smoke_test else "full"
     protocol = PROTOCOLS[(args.table, size)]
@@ -142,8 +148,29 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(unfinished)} of {len(results)} runs did not finish; no report written",
               file=sys.stderr)
         return 1
-    written = write_report(args.table, tracking_uri, parent, args.out)
+    written = write_report(args.table, tracking_uri, [parent], args.out)
     print("report: " + ", ".join(written))
+    return 0
+
+
+def report_only(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
+    """The report of finished studies, found in MLflow by name; nothing is run."""
+    from mlflow import MlflowClient
+
+    from sigdist.study.runner import prepare_tracking
+    from sigdist.study.tracking import STUDY_TAG
+
+    tracking_uri = prepare_tracking(args, p)
+    client = MlflowClient(tracking_uri)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    parents = []
+    for name in args.report_only:
+        found = client.search_runs(experiments, f"tags.`{STUDY_TAG}` = '{name}'")
+        if not found:
+            p.error(f"--report-only: no study named {name!r} in {tracking_uri}")
+        parents.append(found[0].info.run_id)
+    os.makedirs(args.out, exist_ok=True)
+    print("report: " + ", ".join(write_report(args.table, tracking_uri, parents, args.out)))
     return 0
 
 
@@ -166,12 +193,19 @@ def _with_panels(base: dict[str, Any], protocol: Protocol, pinned: set[str],
         _panel_value, key, protocol.per_panel, base[key])) for key in keys}}
 
 
-def child_runs(client, parent_run_id: str) -> list:
-    """The study's child runs (one per training run)."""
-    parent = client.get_run(parent_run_id)
-    return client.search_runs([parent.info.experiment_id],
-                              f"tags.`mlflow.parentRunId` = '{parent_run_id}'",
-                              max_results=10_000)
+def child_runs(client, parent_run_ids: list[str], key: str) -> list:
+    """The studies' child runs (one per training run); where two studies ran the same value
+    of ``key`` (a method, a data set), the later study's runs replace the earlier's."""
+    chosen: dict[str, list] = {}
+    for parent_run_id in parent_run_ids:
+        parent = client.get_run(parent_run_id)
+        runs: dict[str, list] = {}
+        for run in client.search_runs([parent.info.experiment_id],
+                                      f"tags.`mlflow.parentRunId` = '{parent_run_id}'",
+                                      max_results=10_000):
+            runs.setdefault(run.data.params.get(key), []).append(run)
+        chosen.update(runs)
+    return [run for runs in chosen.values() for run in runs]
 
 
 def log_final_checkpoints(tracking_uri: str, parent_run_id: str, results) -> None:
@@ -184,7 +218,7 @@ def log_final_checkpoints(tracking_uri: str, parent_run_id: str, results) -> Non
 
     client = MlflowClient(tracking_uri)
     by_trial = {run.data.tags.get(TRIAL_TAG): run.info.run_id
-                for run in child_runs(client, parent_run_id)}
+                for run in child_runs(client, [parent_run_id], TRIAL_TAG)}
     for result in results:
         trial_id = (result.metrics or {}).get("trial_id")
         if result.checkpoint is None or trial_id not in by_trial:
@@ -203,18 +237,20 @@ def load_final_trainer(client, run_id: str, scratch: str):
     return Trainer.from_checkpoint(path, device="cpu")
 
 
-def write_report(table: str, tracking_uri: str, parent_run_id: str, out: str) -> list[str]:
-    """Build ``table``'s report from MLflow into ``out``, and log it on the parent run."""
+def write_report(table: str, tracking_uri: str, parent_run_ids: list[str], out: str
+                 ) -> list[str]:
+    """Build ``table``'s report from the studies' MLflow runs into ``out``, and log it on the
+    last study's parent run."""
     from mlflow import MlflowClient
 
     if table == "table1":
         from sigdist.report_table1 import table1_report as build
     else:
         from sigdist.report_figure1 import figure1_report as build
-    written = build(tracking_uri, parent_run_id, out)
+    written = build(tracking_uri, parent_run_ids, out)
     client = MlflowClient(tracking_uri)
     for path in written:
-        client.log_artifact(parent_run_id, path, "report")
+        client.log_artifact(parent_run_ids[-1], path, "report")
     return written
 
 

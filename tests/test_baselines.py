@@ -32,9 +32,9 @@ def _collapsed_metrics(trainer: Trainer) -> dict:
                            min_count=200)
 
 
-# Short seeded runs that already resolve modes (about 10 s each on one core).
+# Short seeded runs that already resolve modes (10 to 15 s each on one core).
 SHORT = {"vae": {"train.steps": 6000},
-         "veegan": {"train.steps": 4000, "loss.k": 256},
+         "veegan": {"train.steps": 8000, "loss.k": 256},
          "unrolled_gan": {"train.steps": 1500, "train.unroll_steps": 2, "train.lr": 0.01,
                           "train.lr_d": 0.01, "train.lr_schedule": "constant", "loss.k": 256}}
 

@@ -25,7 +25,7 @@ def test_table1_smoke_report_equals_what_mlflow_holds(tmp_path):
     out = tmp_path / "report"
     result = run_script("reproduce.py", "table1", "--smoke-test", "--out", str(out),
                         "--tracking-uri", uri, "--storage-path", str(tmp_path / "ray"),
-                        cwd=tmp_path)
+                        "--name", "smoke", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     client, parent, children = study_runs(uri, "reproduce_table1_smoke")
     assert parent.info.status == "FINISHED"
@@ -63,3 +63,8 @@ def test_table1_smoke_report_equals_what_mlflow_holds(tmp_path):
     logged = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
     assert logged == {"report/table1.md"} | {f"report/table1_{m}.png" for m in TABLE1_METHODS}
     assert re.search(r"\| VAE \| 2 \| 30 \|", table)
+    # rebuilt from MLflow alone, nothing run: the same report
+    again = run_script("reproduce.py", "table1", "--report-only", "smoke", "--out",
+                       str(tmp_path / "again"), "--tracking-uri", uri, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (tmp_path / "again" / "table1.md").read_text() == table
