@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     _lock = prepare_storage(storage_path, name, parser)  # noqa: F841 (held until exit)
     options = StudyOptions(
         name=name, experiment=experiment, base=base,
-        num_samples=args.num_samples or (4 if args.smoke_test else 12),
+        num_samples=args.num_samples or (2 if args.smoke_test else 12),
         max_concurrent=args.max_concurrent or 2, cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=0.0, seed=args.seed, address=args.address, storage_path=storage_path,
         tracking_uri=tracking_uri)
