@@ -98,9 +98,10 @@ def panel_figure(trainer, name: str, title: str):
         noisy = psi + trainer.cfg.loss.sigma * torch.randn(
             psi.shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
         shown = slice(0, 10_000)
-        left.scatter(real[shown, 0], real[shown, 1], s=1, alpha=0.3, label="data")
-        left.scatter(noisy[shown, 0], noisy[shown, 1], s=1, alpha=0.3,
+        left.scatter(noisy[shown, 0], noisy[shown, 1], s=1, alpha=0.3, color="tab:orange",
                      label="SIG samples psi + sigma eps")
+        left.scatter(real[shown, 0], real[shown, 1], s=1, alpha=0.3, color="tab:blue",
+                     label="data")
         right.scatter(psi[shown, 0], psi[shown, 1], s=1, alpha=0.3, color="tab:green",
                       label="learned psi ~ q(psi)")
         if name == "ring":
@@ -118,7 +119,10 @@ def panel_figure(trainer, name: str, title: str):
     left.set_title("data vs samples", fontsize=9)
     right.set_title("mixing distribution: learned vs true", fontsize=9)
     for ax in (left, right):
-        ax.legend(fontsize=7, loc="upper right", markerscale=1 if data.kind == "count" else 5)
+        legend = ax.legend(fontsize=7, loc="upper right")
+        for handle in legend.legend_handles:  # scatter dots of size 1 legible in the legend
+            if hasattr(handle, "set_sizes"):
+                handle.set_sizes([20])
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
