@@ -108,7 +108,7 @@ def scatter_figure(samples, centres, title: str):
     fig, ax = plt.subplots(figsize=(4, 4), dpi=110)
     ax.scatter(points[:, 0], points[:, 1], s=0.3, alpha=0.25, color="tab:blue", linewidths=0)
     c = centres.numpy()
-    ax.scatter(c[:, 0], c[:, 1], s=25, marker="x", color="red", linewidths=1)
+    ax.scatter(c[:, 0], c[:, 1], s=12, marker="+", color="red", linewidths=0.6)
     ax.set_xlim(-6, 6)
     ax.set_ylim(-6, 6)
     ax.set_aspect("equal")
@@ -133,7 +133,7 @@ def table1_report(tracking_uri: str, parent_run_ids: list[str], out: str) -> lis
             record = runs[method][0]
             trainer = load_final_trainer(client, record["run_id"], scratch)
             samples = trainer.generate(trainer.cfg.run.eval_samples)
-            title = (f"{LABELS[method]}, seed {record['seed']}, step {record['step']}: "
+            title = (f"{LABELS[method]}, seed {record['seed']}, step {record['step']}\n"
                      f"{record['modes']:.0f} modes, HQ {record['high_quality']:.3f}, "
                      f"KL {record['kl']:.3f}")
             fig = scatter_figure(samples, trainer.data.centres, title)
