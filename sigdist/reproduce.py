@@ -220,9 +220,11 @@ def log_final_checkpoints(tracking_uri: str, parent_run_id: str, results) -> Non
     by_trial = {run.data.tags.get(TRIAL_TAG): run.info.run_id
                 for run in child_runs(client, [parent_run_id], TRIAL_TAG)}
     for result in results:
-        trial_id = (result.metrics or {}).get("trial_id")
-        if result.checkpoint is None or trial_id not in by_trial:
-            continue
+        metrics = result.metrics or {}
+        trial_id = metrics.get("trial_id")
+        finished = int(metrics.get("step", 0)) >= int(result.config["train.steps"])
+        if result.checkpoint is None or trial_id not in by_trial or not finished:
+            continue  # a run cut short has no final model
         with result.checkpoint.as_directory() as directory:
             client.log_artifact(by_trial[trial_id], os.path.join(directory, CHECKPOINT_FILE),
                                 FINAL_CHECKPOINT)
