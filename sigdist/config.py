@@ -22,8 +22,9 @@ from typing import Any
 from sigdist.defaults import data_defaults
 from sigdist.validation import ConfigError, check_value, describe
 
-METHODS = ("sig", "gan", "gan_si", "wgan_gp", "wgan_gp_si")
-ADVERSARIAL_METHODS = ("gan", "gan_si", "wgan_gp", "wgan_gp_si")
+# the paper's methods, then its Table 1 baselines (sigdist/baselines.py; continuous toys only)
+METHODS = ("sig", "gan", "gan_si", "wgan_gp", "wgan_gp_si", "vae", "veegan", "unrolled_gan")
+ADVERSARIAL_METHODS = ("gan", "gan_si", "wgan_gp", "wgan_gp_si", "unrolled_gan")
 SEMI_IMPLICIT_METHODS = ("gan_si", "wgan_gp_si")  # adversarial loss + lam * L_K (Algorithm 1)
 TOY_DATASETS = ("gmm25", "ring", "ring_noise", "negbin", "poisson_negbin")
 IMAGE_DATASETS = ("mnist3", "cifar10")
@@ -104,13 +105,13 @@ class LossConfig:
     lam: float = field(default=1.0, metadata=_range(0.0, high=1e4, help=(
         "lambda, the weight of L_K in the -SI generator losses (Algorithm 1); plain GAN and "
         "WGAN-GP ignore it (their sig_weight is 0)")))
-    k: int = field(default=256, metadata=_range(1, high=65_536, help=(
+    k: int = field(default=1024, metadata=_range(1, high=65_536, help=(
         "K, generated samples per step, shared by the adversarial term and L_K")))
-    sigma: float = field(default=0.1, metadata=_range(0.0, low_open=True, high=1e3, help=(
+    sigma: float = field(default=0.2, metadata=_range(0.0, low_open=True, high=1e3, help=(
         "sigma of the Gaussian likelihood N(x; psi, sigma^2 I), where training ends")))
     sigma_start: float = field(default=2.0, metadata=_range(0.0, low_open=True, high=1e3, help=(
         "sigma at step 0, annealed geometrically down to loss.sigma")))
-    sigma_anneal: float = field(default=0.75, metadata=_range(0.0, high=1.0, help=(
+    sigma_anneal: float = field(default=0.3, metadata=_range(0.0, high=1.0, help=(
         "fraction of train.steps over which sigma is annealed (0: loss.sigma throughout)")))
     likelihood: str = field(default="gaussian", metadata=_choice(*LIKELIHOODS, help=(
         "the likelihood p(x; psi): gaussian; poisson or negbin for count data (SIG only)")))
@@ -122,7 +123,7 @@ class LossConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int = field(default=8000, metadata=_range(1, high=MAX_STEPS, help=(
+    steps: int = field(default=20000, metadata=_range(1, high=MAX_STEPS, help=(
         "generator updates")))
     batch_size: int = field(default=256, metadata=_range(1, high=65_536, help=(
         "N, data points per step")))
@@ -138,6 +139,8 @@ class TrainConfig:
         "the cosine schedule's last learning rate, as a fraction of the first")))
     critic_steps: int = field(default=5, metadata=_range(1, high=100, help=(
         "WGAN-GP critic updates per generator update (GAN methods: 1, Algorithm 1)")))
+    unroll_steps: int = field(default=5, metadata=_range(0, high=100, help=(
+        "Unrolled GAN: discriminator steps the generator differentiates through (Metz et al.: 5)")))
 
 
 @dataclass(frozen=True)
@@ -168,7 +171,8 @@ class MetricsConfig:
 @dataclass(frozen=True)
 class Config:
     method: str = field(default="sig", metadata=_choice(*METHODS, help=(
-        "sig (Lemma 1), gan / gan_si (Algorithm 1), wgan_gp / wgan_gp_si")))
+        "sig (Lemma 1), gan / gan_si (Algorithm 1), wgan_gp / wgan_gp_si; the Table 1 "
+        "baselines vae, veegan, unrolled_gan (continuous toys)")))
     seed: int = field(default=0, metadata=_range(0, high=2**32 - 1, help=(
         "seeds initialisation, data and noise: a run is reproducible and resumable exactly")))
     data: DataConfig = DataConfig()
@@ -190,10 +194,10 @@ class Config:
     @property
     def sig_weight(self) -> float:
         """The weight of L_K in the generator's loss: 1 for SIG (Lemma 1), ``loss.lam`` for the
-        -SI methods (Algorithm 1), 0 for plain GAN and WGAN-GP, whatever ``loss.lam`` says."""
+        -SI methods (Algorithm 1), 0 for the others (plain GAN, WGAN-GP, the baselines)."""
         if self.method in SEMI_IMPLICIT_METHODS:
             return self.loss.lam
-        return 0.0 if self.is_adversarial else 1.0
+        return 1.0 if self.method == "sig" else 0.0  # plain GANs and the baselines: none
 
     def replace(self, **flat_updates: Any) -> Config:
         """A validated copy with some dotted keys changed: ``cfg.replace(**{"loss.k": 64})``.

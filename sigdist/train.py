@@ -1,4 +1,5 @@
-"""The training loop: SIG (Lemma 1), GAN, GAN-SI (Algorithm 1), WGAN-GP and WGAN-GP-SI.
+"""The training loop: SIG (Lemma 1), GAN, GAN-SI (Algorithm 1), WGAN-GP, WGAN-GP-SI, and the
+Table 1 baselines (VAE, VEEGAN, Unrolled GAN: sigdist/baselines.py).
 
 It knows nothing of Ray, MLflow or the command line: callers pass a ``report`` callback that
 receives each periodic evaluation and may save a checkpoint with :meth:`Trainer.save`.
@@ -18,7 +19,7 @@ from typing import Any
 
 import torch
 
-from sigdist import losses
+from sigdist import baselines, losses
 from sigdist.config import Config, ConfigError, from_flat
 from sigdist.data import DataSet, sample_gamma
 from sigdist.evaluation import Scorer, build_data, build_scorer
@@ -85,6 +86,8 @@ class Trainer:
                 self.device, memory_format=layout)
             self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=cfg.train.lr_d,
                                           **adam)
+        # VAE, VEEGAN, Unrolled GAN: their own networks and step (sigdist/baselines.py)
+        self.baseline = baselines.build_baseline(self)
         self.rng = torch.Generator(self.device).manual_seed(cfg.seed)
         self.step = 0
         self._loss_sums: dict[str, float] = {}
@@ -173,6 +176,8 @@ class Trainer:
             if optimiser is not None:
                 for group in optimiser.param_groups:
                     group["lr"] = base * factor
+        if self.baseline is not None:
+            return self.baseline.step()
         if cfg.method == "sig":
             return self._sig_step()
         if cfg.method in ("gan", "gan_si"):
@@ -295,6 +300,7 @@ class Trainer:
             "discriminator": self.discriminator.state_dict() if self.adversarial else None,
             "opt_d": self.opt_d.state_dict() if self.adversarial else None,
             "rng": self.rng.get_state(),
+            "baseline": self.baseline.state_dict() if self.baseline is not None else None,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -306,6 +312,8 @@ class Trainer:
             if self.adversarial:
                 self.discriminator.load_state_dict(state["discriminator"])
                 self.opt_d.load_state_dict(state["opt_d"])
+            if self.baseline is not None:
+                self.baseline.load_state_dict(state["baseline"])
             self.rng.set_state(state["rng"])
             self.step = int(state["step"])
         except (KeyError, RuntimeError, ValueError, TypeError) as err:

@@ -1,0 +1,149 @@
+"""Table 1 of the paper (Section 5.2) from an MLflow study of the 25-Gaussian grid: modes, high
+quality and KL per method, mean +- standard error over seeds, beside the paper's numbers and
+PacGAN's; and Figure 2, a scatter of each method's 50,000 scored samples over the grid.
+
+Everything comes from MLflow: the metrics are each child run's final values (its last step),
+the scatters are redrawn from each run's final checkpoint with the evaluation seed, so they
+show exactly the samples that were scored."""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+import tempfile
+from collections import defaultdict
+from typing import Any
+
+from sigdist.reproduce import TABLE1_METHODS, child_runs, load_final_trainer
+
+METRICS = ("modes", "high_quality", "kl")
+LABELS = {"gan": "GAN", "gan_si": "GAN-SI", "sig": "SIG", "vae": "VAE", "veegan": "VEEGAN",
+          "unrolled_gan": "Unrolled GAN"}
+# The paper's Table 1: means over 5 trials (modes, high quality, KL); GAN-SI has no row there.
+PAPER = {"gan": (4.0, 0.36, 2.87), "vae": (25.0, 0.83, 0.32), "veegan": (23.2, 0.82, 0.38),
+         "unrolled_gan": (6.2, 0.42, 1.97), "sig": (25.0, 0.91, 0.14)}
+# PacGAN (Lin et al. 2018) on the same 2-D grid protocol, the numbers this project compares with.
+PACGAN = (24.8, 0.936, 0.04)
+
+
+def mean_se(values: list[float]) -> tuple[float, float]:
+    if len(values) < 2:
+        return float(values[0]), 0.0
+    return statistics.mean(values), statistics.stdev(values) / math.sqrt(len(values))
+
+
+def collect(tracking_uri: str, parent_run_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Per method, one record per run (ordered by seed): seed, final metrics, steps, run id."""
+    from mlflow import MlflowClient
+
+    runs: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for run in child_runs(MlflowClient(tracking_uri), parent_run_ids, "method"):
+        params, metrics = run.data.params, run.data.metrics
+        if run.info.status != "FINISHED" or not all(m in metrics for m in METRICS):
+            continue
+        runs[params["method"]].append({
+            "seed": int(params["seed"]), "run_id": run.info.run_id,
+            "step": int(metrics["step"]), "steps": int(params["train.steps"]),
+            "samples": int(params["run.eval_samples"]),
+            **{m: float(metrics[m]) for m in METRICS}})
+    return {method: sorted(records, key=lambda r: r["seed"]) for method, records in runs.items()}
+
+
+def summary(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    out = {}
+    for method, records in runs.items():
+        out[method] = {"seeds": [r["seed"] for r in records],
+                       "steps": records[0]["steps"] if records else 0}
+        for metric in METRICS:
+            values = [r[metric] for r in records]
+            out[method][metric] = mean_se(values)
+            out[method][f"{metric}_values"] = values
+    return out
+
+
+def _fmt(metric: str, value: float) -> str:
+    return {"modes": f"{value:.1f}", "high_quality": f"{value:.3f}", "kl": f"{value:.3f}"}[metric]
+
+
+def markdown(stats: dict[str, dict[str, Any]], figures: dict[str, str], samples: int) -> str:
+    methods = [m for m in TABLE1_METHODS if m in stats]
+    lines = ["# Table 1: mode coverage on the 25-Gaussian grid", "",
+             "Measured by `studies/reproduce.py table1` (grid study under Ray Tune, one MLflow "
+             "child run per method and seed); every number below is read back from MLflow: "
+             f"each run's metrics at its last step, on {samples:,} generated points. Mean ± "
+             "standard error over the seeds (each seed's value in brackets); the paper's "
+             "numbers are its means over 5 trials.", "",
+             "| method | seeds | steps | modes (of 25) | high quality | KL | "
+             "paper: modes / high quality / KL |", "|" + " --- |" * 7]
+    for method in methods:
+        entry = stats[method]
+        cells = []
+        for metric in METRICS:
+            mean, se = entry[metric]
+            seeds = "/".join(_fmt(metric, v) for v in entry[f"{metric}_values"])
+            cells.append(f"{_fmt(metric, mean)} ± {_fmt(metric, se)} ({seeds})")
+        paper = PAPER.get(method)
+        paper_cell = " / ".join(f"{v:g}" for v in paper) if paper else "-"
+        lines.append(f"| {LABELS[method]} | {len(entry['seeds'])} | {entry['steps']} | "
+                     + " | ".join(cells) + f" | {paper_cell} |")
+    lines.append("| PacGAN (Lin et al. 2018) | | | | | | "
+                 + " / ".join(f"{v:g}" for v in PACGAN) + " |")
+    lines += ["", "Real data scores 25 modes, high quality 0.989, KL 0 (the metrics' own "
+              "ceiling). Scatters (the paper's Figure 2), each of a seed-0 run's "
+              f"{samples:,} scored samples over the 25 true centres:", ""]
+    for method in methods:
+        if method in figures:
+            lines.append(f"![{LABELS[method]}]({figures[method]})")
+    return "\n".join(lines) + "\n"
+
+
+def scatter_figure(samples, centres, title: str):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = samples.double().numpy()
+    fig, ax = plt.subplots(figsize=(4, 4), dpi=110)
+    ax.scatter(points[:, 0], points[:, 1], s=0.3, alpha=0.25, color="tab:blue", linewidths=0)
+    c = centres.numpy()
+    ax.scatter(c[:, 0], c[:, 1], s=12, marker="+", color="red", linewidths=0.6)
+    ax.set_xlim(-6, 6)
+    ax.set_ylim(-6, 6)
+    ax.set_aspect("equal")
+    ax.set_title(title, fontsize=9)
+    ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def table1_report(tracking_uri: str, parent_run_ids: list[str], out: str) -> list[str]:
+    """Write ``out/table1.md`` and ``out/table1_<method>.png`` from the studies' MLflow runs;
+    return the paths written."""
+    import matplotlib.pyplot as plt
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    runs = collect(tracking_uri, parent_run_ids)
+    stats = summary(runs)
+    figures, written = {}, []
+    with tempfile.TemporaryDirectory() as scratch:
+        for method in (m for m in TABLE1_METHODS if runs.get(m)):
+            record = runs[method][0]
+            trainer = load_final_trainer(client, record["run_id"], scratch)
+            samples = trainer.generate(trainer.cfg.run.eval_samples)
+            title = (f"{LABELS[method]}, seed {record['seed']}, step {record['step']}\n"
+                     f"{record['modes']:.0f} modes, HQ {record['high_quality']:.3f}, "
+                     f"KL {record['kl']:.3f}")
+            fig = scatter_figure(samples, trainer.data.centres, title)
+            name = f"table1_{method}.png"
+            fig.savefig(os.path.join(out, name))
+            plt.close(fig)
+            figures[method] = name
+            written.append(os.path.join(out, name))
+    path = os.path.join(out, "table1.md")
+    with open(path, "w") as fh:
+        samples = next(r["samples"] for records in runs.values() for r in records)
+        fh.write(markdown(stats, figures, samples))
+    return [path, *written]
