@@ -21,7 +21,6 @@ import json
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -30,6 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from sigdist.config import from_flat  # noqa: E402
 from sigdist.data.cifar10 import Cifar10  # noqa: E402
 from sigdist.train import Trainer  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_gan_si_step import timed_step  # noqa: E402
 
 METHODS = ("gan", "gan_si", "wgan_gp", "wgan_gp_si")
 PAIRS = (("gan_si", "gan"), ("wgan_gp_si", "wgan_gp"))
@@ -44,15 +46,6 @@ def make_trainer(method: str, args: argparse.Namespace) -> Trainer:
                            generator=torch.Generator().manual_seed(0))
     data = Cifar10.from_arrays(images, torch.zeros(5000, dtype=torch.int64), args.device)
     return Trainer(cfg, data=data)
-
-
-def timed_step(trainer: Trainer) -> float:
-    if trainer.device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    losses = trainer.train_step()
-    float(torch.stack(list(losses.values())).sum())  # the loop's one host sync per step
-    return time.perf_counter() - start
 
 
 def measure(args: argparse.Namespace) -> dict[str, float]:

@@ -22,11 +22,6 @@ def mnist_root(tmp_path_factory: pytest.TempPathFactory) -> str:
 def gmm25_smoke(tmp_path_factory: pytest.TempPathFactory):
     """One finished `studies/gmm25_sweep.py --smoke-test` on local Ray, tracked in a sqlite
     MLflow store: (the finished process, its tracking URI, its directory)."""
-    from studyrun import run_script
+    from studyrun import smoke_study
 
-    tmp = tmp_path_factory.mktemp("gmm25_smoke")
-    uri = f"sqlite:///{tmp}/mlflow.db"
-    result = run_script("gmm25_sweep.py", "--smoke-test", "--tracking-uri", uri,
-                        "--storage-path", str(tmp / "ray"), cwd=tmp)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result, uri, tmp
+    return smoke_study(tmp_path_factory.mktemp("gmm25_smoke"), "gmm25_sweep.py")

@@ -29,3 +29,13 @@ def study_runs(uri: str, experiment: str):
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
     assert len(children) == len(runs) - 1  # every other run is a child of the study's run
     return client, parents[0], children
+
+
+def smoke_study(tmp: Path, script: str) -> tuple[subprocess.CompletedProcess, str, Path]:
+    """``studies/SCRIPT --smoke-test`` run to its end in ``tmp``, tracked in a sqlite MLflow
+    store there: (the finished process, its tracking URI, ``tmp``)."""
+    uri = f"sqlite:///{tmp}/mlflow.db"
+    result = run_script(script, "--smoke-test", "--tracking-uri", uri,
+                        "--storage-path", str(tmp / "ray"), cwd=tmp)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result, uri, tmp

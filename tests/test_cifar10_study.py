@@ -6,19 +6,14 @@ import os
 from pathlib import Path
 
 import pytest
-from studyrun import TERMINAL, run_script, study_runs
+from studyrun import TERMINAL, run_script, smoke_study, study_runs
 
 METHODS = {"gan", "gan_si", "wgan_gp", "wgan_gp_si"}
 
 
 @pytest.fixture(scope="module")
 def cifar10_smoke(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("cifar10_smoke")
-    uri = f"sqlite:///{tmp}/mlflow.db"
-    result = run_script("cifar10_sweep.py", "--smoke-test", "--tracking-uri", uri,
-                        "--storage-path", str(tmp / "ray"), cwd=tmp)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result, uri, tmp
+    return smoke_study(tmp_path_factory.mktemp("cifar10_smoke"), "cifar10_sweep.py")
 
 
 def test_smoke_sweep_says_it_uses_the_stand_ins(cifar10_smoke):

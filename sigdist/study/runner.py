@@ -24,7 +24,6 @@ OBJECTIVES = {"kl": (["kl"], ["min"]), "pareto": (["high_quality", "kl"], ["max"
 # objective, the coverage one: KL, or FID.
 FIDELITY_OBJECTIVES = {"fid": (["fid"], ["min"]),
                        "pareto": (["inception_score", "fid"], ["max", "min"])}
-SCHEDULER_METRIC = ("kl", "min")  # the coverage objectives' (StudyOptions.scheduler_metric)
 
 
 @dataclass(frozen=True)

@@ -235,13 +235,14 @@ class MlflowTrialCallback(tune.Callback):
     def on_trial_complete(self, iteration, trials, trial, **info):
         steps = int(trial.config.get("train.steps", 0))
         last = int((trial.last_result or {}).get("step", 0))
-        if last < steps and trial.trial_id not in self._closed:
+        if last >= steps:
+            self._close(trial, "FINISHED")
+        elif trial.trial_id not in self._closed:
             # stopped by the scheduler before its last step: a normal end of a trial that
             # fell behind, FINISHED (not a failure) and marked as such
             self.client.log_metric(self.run_id(trial), STOPPED_EARLY_METRIC, last, step=last)
             self._close(trial, "FINISHED", **{STOPPED_EARLY_TAG: f"by the scheduler at step "
                                               f"{last} of {steps}"})
-        self._close(trial, "FINISHED")
 
     def on_trial_recover(self, iteration, trials, trial, **info):
         self.client.set_tag(self.run_id(trial), "sigdist.last_restart_reason",
