@@ -145,11 +145,15 @@ def gradient_penalty(
     """WGAN-GP gradient penalty mean((||grad critic(x_hat)||_2 - 1)^2).
 
     x_hat = eps real + (1 - eps) fake, eps ~ U(0, 1) per sample from ``generator``; the graph
-    is kept (create_graph) so the penalty trains the critic.
+    is kept (create_graph) so the penalty trains the critic. Algorithm 1 draws N data and K
+    generated samples: when N != K the first min(N, K) rows of each are paired, which are as
+    independent as any other pairing because every row is an independent draw.
     """
-    if real.shape != fake.shape:
-        shapes = f"{tuple(real.shape)} and {tuple(fake.shape)}"
-        raise ValueError(f"real and fake must have the same shape, got {shapes}")
+    if real.shape[1:] != fake.shape[1:]:
+        shapes = f"{tuple(real.shape[1:])} and {tuple(fake.shape[1:])}"
+        raise ValueError(f"real and fake samples must have the same shape, got {shapes}")
+    pairs = min(real.shape[0], fake.shape[0])
+    real, fake = real[:pairs], fake[:pairs]
     eps_shape = (real.shape[0],) + (1,) * (real.dim() - 1)
     eps = torch.rand(eps_shape, generator=generator, dtype=real.dtype, device=real.device)
     interpolated = (eps * real.detach() + (1.0 - eps) * fake.detach()).requires_grad_(True)

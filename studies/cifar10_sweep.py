@@ -40,9 +40,7 @@ def cifar10_space(s: SearchSpace, *, k_choices: tuple[int, ...],
     method = s.categorical("method", METHODS)
     if method.endswith("_si"):
         s.log_uniform("loss.lam", 1e-2, 1e1)
-    k = s.categorical("loss.k", k_choices)
-    if method.startswith("wgan"):  # the gradient penalty pairs each real with a generated image
-        s.set("train.batch_size", k)
+    s.categorical("loss.k", k_choices)
     s.tied_width(*width_range)
 
 

@@ -168,8 +168,8 @@ def test_each_method_trains_and_is_scored_on_cifar10(tmp_path_factory, method):
     cfg = from_flat({"data.name": "cifar10", "data.root": root, "data.stand_in": True,
                      "metrics.extractor": "stand-in", "method": method, "model.size": "S",
                      "train.steps": 4, "run.eval_every": 2, "run.eval_samples": 60,
-                     "run.eval_samples_intermediate": 30, "train.batch_size": 16, "loss.k": 16,
-                     "train.critic_steps": 2, "run.device": "cpu"})
+                     "run.eval_samples_intermediate": 30, "train.batch_size": 16, "loss.k": 12,
+                     "train.critic_steps": 2, "run.device": "cpu"})  # N != K, as Algorithm 1
     trainer = Trainer(cfg)
     assert isinstance(trainer.data, Cifar10)
     reports = []

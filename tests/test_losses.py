@@ -242,8 +242,23 @@ def test_gradient_penalty_trains_critic_only_and_is_reproducible():
     gradient_penalty(critic, real, fake).backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in weights)
     assert fake.grad is None
-    with pytest.raises(ValueError, match=r"\(5, 3\) and \(4, 3\)"):
-        gradient_penalty(critic, real, fake[:4])
+    with pytest.raises(ValueError, match=r"\(3,\) and \(2,\)"):
+        gradient_penalty(critic, real, fake[:, :2])
+
+
+@pytest.mark.parametrize("n_real, n_fake", [(6, 4), (4, 6)])
+def test_gradient_penalty_pairs_the_first_rows_when_batch_and_k_differ(n_real, n_fake):
+    torch.manual_seed(0)
+    critic = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 1))
+    real, fake = torch.randn(n_real, 3), torch.randn(n_fake, 3)
+    pairs = min(n_real, n_fake)
+    unequal = gradient_penalty(critic, real, fake, generator=torch.Generator().manual_seed(1))
+    paired = gradient_penalty(critic, real[:pairs], fake[:pairs],
+                              generator=torch.Generator().manual_seed(1))
+    assert unequal.item() == paired.item() > 0
+    # the Wasserstein term still averages every sample of each side
+    loss = wgan_gp_critic_loss(critic, real, fake, gp_weight=0.0)
+    assert loss.item() == pytest.approx((critic(fake).mean() - critic(real).mean()).item())
 
 
 def test_semi_implicit_generator_loss():
