@@ -43,11 +43,15 @@ def _parser() -> argparse.ArgumentParser:
     score = commands.add_parser("score", help="the project's metrics on any array of samples")
     score.add_argument("--data", required=True, help="the data set the samples imitate, e.g. "
                        "mnist3 (samples (n, 3, 28, 28) in [0, 1] or uint8) or gmm25 (n, 2)")
-    score.add_argument("--samples", required=True, help="a .npy file of samples")
+    score.add_argument("--samples", required=True, help="a .npy file of samples; images as "
+                       "(n, C, H, W) or (n, H, W, C)")
     score.add_argument("--out", default=None, help="also write the metrics to this JSON file")
     score.add_argument("--data-root", default="data", help="data and classifier cache (mnist3)")
     score.add_argument("--source", default="auto", help="MNIST source for the classifier: "
                        "auto, mnist-60k or mnist-5k")
+    score.add_argument("--set", dest="assignments", metavar="KEY=VALUE", action="append",
+                       default=[], help="a data.* or metrics.* key, e.g. "
+                       "--set metrics.inception_weights=PATH (cifar10); repeatable")
 
     keys = commands.add_parser("keys", help="list the config keys with their defaults and "
                                "meanings")
@@ -187,11 +191,15 @@ def _score(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from sigdist.config import from_flat
+    from sigdist.config import from_flat, parse_assignment
     from sigdist.evaluation import build_data, build_scorer
 
+    updates = dict(parse_assignment(text) for text in args.assignments)
+    other = [key for key in updates if not key.startswith(("data.", "metrics."))]
+    if other:
+        raise UsageError(f"--set {other[0]}: score takes only data.* and metrics.* keys")
     cfg = from_flat({"data.name": args.data, "data.root": args.data_root,
-                     "data.source": args.source})
+                     "data.source": args.source, **updates})
     if not os.path.isfile(args.samples):
         raise UsageError(f"--samples: no such file {args.samples}")
     if args.out:
@@ -212,6 +220,9 @@ def _score(args: argparse.Namespace) -> int:
         raise UsageError(f"--samples: {int((~np.isfinite(array)).sum())} values are NaN or "
                          "infinite; allowed: finite numbers")
     data, cfg = build_data(cfg, torch.device("cpu"))
+    if array.ndim == 4 and len(data.shape) == 3 and array.shape[1:] == (*data.shape[1:],
+                                                                          data.shape[0]):
+        array = array.transpose(0, 3, 1, 2)  # (n, H, W, C), as CIFAR-10's own arrays
     if array.ndim < 2 or tuple(array.shape[1:]) != tuple(data.shape):
         raise UsageError(f"--samples: got shape {array.shape}; allowed for {args.data}: "
                          f"(n, {', '.join(map(str, data.shape))})")

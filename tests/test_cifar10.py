@@ -1,6 +1,7 @@
 """CIFAR-10 (Table 3): files in CIFAR-10's own python-pickle layout, written here and read by
 torchvision's CIFAR10 class; the networks; the defaults; training on it; missing files."""
 
+import json
 import os
 import pickle
 import subprocess
@@ -196,3 +197,44 @@ def test_bf16_autocast_and_channels_last_train_the_same_networks(tmp_path_factor
         # the same step in bf16: close, not equal (bf16 keeps 8 bits of mantissa)
         assert torch.isfinite(losses_fast[name])
         assert float(losses_fast[name]) == pytest.approx(float(value), rel=0.1, abs=0.05)
+
+
+def _score(root, samples: np.ndarray, tmp_path, *extra: str, env=None):
+    path, out = tmp_path / "samples.npy", tmp_path / "metrics.json"
+    np.save(path, samples)
+    result = subprocess.run(
+        [sys.executable, "-m", "sigdist", "score", "--data", "cifar10", "--data-root", root,
+         "--samples", str(path), "--out", str(out), "--set", "data.stand_in=true", *extra],
+        capture_output=True, text=True, timeout=300, env=env)
+    return result, out
+
+
+def test_score_rates_the_training_images_perfect_and_one_repeated_image_badly(tmp_path):
+    root = str(tmp_path / "data")
+    write_stand_in(root)
+    images, _ = load_cifar10(root, stand_in=True)
+    as_stored = images.numpy().transpose(0, 2, 3, 1)  # (n, 32, 32, 3) uint8, CIFAR's own order
+    result, out = _score(root, as_stored, tmp_path, "--set", "metrics.extractor=stand-in")
+    assert result.returncode == 0, result.stderr
+    real = json.loads(out.read_text())
+    assert real["n"] == len(images) and real["fid"] == pytest.approx(0.0, abs=1e-6)
+    assert real["inception_score"] > 1.1  # the stand-in extractor is a small fixed network
+    floats = images[:1].repeat(len(images), 1, 1, 1).float().numpy() / 255  # (n, 3, 32, 32)
+    result, out = _score(root, floats, tmp_path, "--set", "metrics.extractor=stand-in")
+    assert result.returncode == 0, result.stderr
+    collapsed = json.loads(out.read_text())
+    assert collapsed["inception_score"] == pytest.approx(1.0, abs=1e-6)
+    assert collapsed["fid"] > 1.0
+
+
+def test_score_without_weights_or_with_a_training_key_exits_2_writing_nothing(tmp_path):
+    root = str(tmp_path / "data")
+    write_stand_in(root)
+    env = {**os.environ, "TORCH_HOME": str(tmp_path / "torch_home")}
+    images = np.zeros((4, 3, 32, 32), dtype=np.uint8)
+    result, out = _score(root, images, tmp_path, "--set", "data.download=false", env=env)
+    assert result.returncode == 2 and "metrics.inception_weights=PATH" in result.stderr
+    assert not out.exists() and not (tmp_path / "torch_home").exists()
+    result, out = _score(root, images, tmp_path, "--set", "loss.k=4")
+    assert result.returncode == 2 and "score takes only data.* and metrics.* keys" in result.stderr
+    assert not out.exists()
