@@ -37,6 +37,16 @@ def test_smoke_sweep_tracks_is_fid_and_samples_per_evaluation(cifar10_smoke):
         Path(client.download_artifacts(parent.info.run_id, "best_trial.json")).read_text())
     assert best["metrics"]["fid"] == min(c.data.metrics["fid"] for c in children)
     assert parent.data.metrics["best_trial.fid"] == best["metrics"]["fid"]
+    # the parent's trials at a glance: FID, the study's metric, against lam (no KL here)
+    assert {"trials/lam_vs_fid.png"} == {
+        a.path for a in client.list_artifacts(parent.info.run_id, "trials")}
+    table = json.loads(Path(client.download_artifacts(parent.info.run_id,
+                                                      "trials.json")).read_text())
+    rows = {row[table["columns"].index("run_id")]: dict(zip(table["columns"], row, strict=True))
+            for row in table["data"]}
+    for child in children:
+        fid = rows[child.info.run_id]["fid"]  # (MLflow's table keeps 10 significant digits)
+        assert fid == pytest.approx(child.data.metrics["fid"], rel=1e-9)
     for child in children:
         params = child.data.params
         assert params["data.name"] == "cifar10" and params["data.stand_in"] == "True"

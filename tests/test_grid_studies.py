@@ -81,3 +81,8 @@ def test_grid_summary_is_mean_and_standard_error_over_seeds():
     assert cell["modes_se"] == pytest.approx(5.0) and cell["kl_se"] == pytest.approx(1.0)
     table = summary_table([cell], ["method"])
     assert "| gan | 100 | 2 | 15 ± 5 (10/20) | 2.00 ± 1.00 (1.00/3.00) |" in table
+    assert table.splitlines()[0].endswith("| IS (digits) |") and "9.00 ± 0.00 |" in table
+    toy = summarize([{**row, "inception_score_digit": float("nan")} for row in rows], ["method"])
+    toy_table = summary_table(toy, ["method"])  # the toys have no digit IS: no column of nan
+    assert "IS" not in toy_table and "nan" not in toy_table
+    assert toy_table.splitlines()[2].endswith("| 0.500 ± 0.000 |")

@@ -40,17 +40,22 @@ def summarize(rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> list[dict[
         entry = dict(zip((*keys, "step"), cell, strict=True)) | {"seeds": len(members)}
         for metric in METRICS:
             values = [m[metric] for m in sorted(members, key=lambda m: m["seed"])]
-            entry[metric] = statistics.mean(values)
-            entry[f"{metric}_se"] = (statistics.stdev(values) / math.sqrt(len(values))
-                                     if len(values) > 1 else 0.0)
+            if not all(map(math.isfinite, values)):  # not measured here (the toys' digit IS);
+                entry[metric] = entry[f"{metric}_se"] = math.nan  # stdev raises on nan
+            else:
+                entry[metric] = statistics.mean(values)
+                entry[f"{metric}_se"] = (statistics.stdev(values) / math.sqrt(len(values))
+                                         if len(values) > 1 else 0.0)
             entry[f"{metric}_values"] = values
         out.append(entry)
     return out
 
 
 def summary_table(summary: Sequence[dict[str, Any]], keys: Sequence[str]) -> str:
-    """Markdown: one line per cell, mean ± standard error (seeds' values in brackets)."""
-    head = [*keys, "step", "seeds", "modes", "KL", "high quality", "IS (digits)"]
+    """Markdown: one line per cell, mean ± standard error (seeds' values in brackets). The
+    digit IS column only where it was measured (Stacked MNIST; the toys have none)."""
+    digits = any(math.isfinite(e["inception_score_digit"]) for e in summary)
+    head = [*keys, "step", "seeds", "modes", "KL", "high quality", *["IS (digits)"][:digits]]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for entry in sorted(summary, key=lambda e: (*(str(e[k]) for k in keys[:1]),
                                                 *(e[k] for k in keys[1:]), e["step"])):
@@ -62,8 +67,8 @@ def summary_table(summary: Sequence[dict[str, Any]], keys: Sequence[str]) -> str
              f"{entry['modes']:.0f} ± {entry['modes_se']:.0f} ({modes})",
              f"{entry['kl']:.2f} ± {entry['kl_se']:.2f} ({kl})",
              f"{entry['high_quality']:.3f} ± {entry['high_quality_se']:.3f}",
-             f"{entry['inception_score_digit']:.2f} ± {entry['inception_score_digit_se']:.2f}"])
-                     + " |")
+             *[f"{entry['inception_score_digit']:.2f} ± "
+               f"{entry['inception_score_digit_se']:.2f}"][:digits]]) + " |")
     return "\n".join(lines)
 
 

@@ -116,7 +116,7 @@ def trial_runs(tracking_uri: str, parent_run_id: str):
 
 def trials_frame(runs):
     """One row per trial run: its name, status, lam (the SIG weight), K, size, width and last
-    modes / KL / high quality, for ``mlflow.log_table`` and the lam-vs-KL figure."""
+    modes / KL / high quality / IS / FID, for ``mlflow.log_table`` and the lam figure."""
     import pandas as pd
 
     rows = []
@@ -129,29 +129,39 @@ def trials_frame(runs):
                      "lam": float(params.get("sig_weight", "nan")),
                      "k": int(params.get("loss.k", 0)), "size": params.get("model.size"),
                      "width": float(params.get("model.width_g", "nan")),
-                     **{name: metrics.get(name) for name in ("modes", "kl", "high_quality",
-                                                             "step")}})
+                     **{name: metrics.get(name) for name in (
+                         "modes", "kl", "high_quality", "inception_score", "fid", "step")}})
     return pd.DataFrame(rows)
 
 
-def lam_kl_figure(frame, title: str):
-    """KL of each trial against its lam (plain GAN at lam = 0, left of the log axis' range)."""
+LAM_FIGURE_LABELS = {"kl": "KL", "modes": "modes", "high_quality": "high quality",
+                     "inception_score": "inception score", "fid": "FID"}
+
+
+def lam_figure_metric(metric: str) -> str:
+    """The metric drawn against lam: the study's own (FID for CIFAR-10), else KL."""
+    return metric if metric in LAM_FIGURE_LABELS else "kl"
+
+
+def lam_metric_figure(frame, metric: str, title: str):
+    """``metric`` of each trial against its lam (plain GAN at lam = 0, left of the log axis'
+    range)."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-    scored = frame.dropna(subset=["kl"])
+    scored = frame.dropna(subset=[metric])
     positive = scored[scored["lam"] > 0]
     plain = scored[scored["lam"] == 0]
-    ax.scatter(positive["lam"], positive["kl"], label="-SI (lam > 0)")
+    ax.scatter(positive["lam"], positive[metric], label="-SI (lam > 0)")
     if len(positive):
         ax.set_xscale("log")
         left = positive["lam"].min() / 3
-        ax.scatter([left] * len(plain), plain["kl"], marker="x", color="black",
+        ax.scatter([left] * len(plain), plain[metric], marker="x", color="black",
                    label=f"plain (lam = 0, drawn at {left:.2g})")
     elif len(plain):
-        ax.scatter([0] * len(plain), plain["kl"], marker="x", color="black", label="plain")
+        ax.scatter([0] * len(plain), plain[metric], marker="x", color="black", label="plain")
     ax.set_xlabel("lam (weight of L_K)")
-    ax.set_ylabel("KL (last evaluation)")
+    ax.set_ylabel(f"{LAM_FIGURE_LABELS[metric]} (last evaluation)")
     ax.set_title(title)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -204,15 +214,16 @@ def finish_study_run(tracking_uri: str, parent_run_id: str, results, *,
     client = MlflowClient(tracking_uri)
     experiment_id, runs = trial_runs(tracking_uri, parent_run_id)
     frame = trials_frame(runs)
-    if len(frame):  # the trials at a glance on the parent run: a table and lam vs KL
+    lam_figure = f"lam_vs_{lam_figure_metric(metric)}"
+    if len(frame):  # the trials at a glance on the parent run: a table and lam vs the metric
         client.log_table(parent_run_id, frame, "trials.json")
-        figures = {**figures, "lam_vs_kl": lam_kl_figure(frame, client.get_run(
-            parent_run_id).info.run_name)}
+        figures = {**figures, lam_figure: lam_metric_figure(
+            frame, lam_figure_metric(metric), client.get_run(parent_run_id).info.run_name)}
         client.set_tag(parent_run_id, "sigdist.compare_url", compare_url(
             LOCAL_UI, experiment_id, [run.info.run_id for run in runs]))
     for name, figure in figures.items():
         folder = {"capacity_map": "grid", "learning_curves": "grid",
-                  "lam_vs_kl": "trials"}.get(name, "optuna")
+                  lam_figure: "trials"}.get(name, "optuna")
         client.log_figure(parent_run_id, figure, f"{folder}/{name}.png")
         plt.close(figure)
     rows = sorted(_rows(results, metric), key=lambda row: row[1][metric],
