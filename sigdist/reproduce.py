@@ -88,7 +88,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    from sigdist.study.script import quiet_study_output
+
+    quiet_study_output()
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from sigdist.study.report import finish_study_run
     from sigdist.study.runner import (

@@ -27,6 +27,9 @@ def test_table1_smoke_report_equals_what_mlflow_holds(tmp_path):
                         "--tracking-uri", uri, "--storage-path", str(tmp_path / "ray"),
                         "--name", "smoke", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
+    # the study scripts' progress output: Ray's classic table, no config box per trial
+    assert "started with configuration" not in result.stdout
+    assert "Token authentication is enabled" not in result.stdout + result.stderr
     client, parent, children = study_runs(uri, "reproduce_table1_smoke")
     assert parent.info.status == "FINISHED"
     # 6 methods x 2 seeds, each run to its last step, each with its final checkpoint

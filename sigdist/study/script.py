@@ -66,7 +66,8 @@ def _default_gpus_per_trial() -> float:
     return 0.25 if torch.cuda.is_available() else 0.0
 
 
-def main(script: StudyScript, argv: list[str] | None = None) -> int:
+def quiet_study_output() -> None:
+    """What every study driver prints: Ray's classic progress table, none of its notices."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     # Ray's classic progress table (CLIReporter: a row per trial with its lam, K and size);
     # the newer output prints a config box per trial instead
@@ -78,6 +79,10 @@ def main(script: StudyScript, argv: list[str] | None = None) -> int:
     # says so) and how to turn it off
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
         logging.ERROR)
+
+
+def main(script: StudyScript, argv: list[str] | None = None) -> int:
+    quiet_study_output()
     parser = study_parser(script.description, script.objectives)
     args = parser.parse_args(argv)
     check_options(args, parser)
