@@ -20,6 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sigdist.defaults import data_defaults
+from sigdist.sizes import (
+    MAX_WIDTH,
+    SIZES,
+    WIDTH_PRESETS,
+    merge_flat,
+    resolve_widths,
+)
 from sigdist.validation import ConfigError, check_value, describe
 
 # the paper's methods, then its Table 1 baselines (sigdist/baselines.py; continuous toys only)
@@ -30,16 +37,6 @@ TOY_DATASETS = ("gmm25", "ring", "ring_noise", "negbin", "poisson_negbin")
 IMAGE_DATASETS = ("mnist3", "cifar10")
 DATASETS = TOY_DATASETS + IMAGE_DATASETS
 MNIST_SOURCES = ("auto", "mnist-60k", "mnist-5k")
-# Named width presets of the image networks: (model.width_g, model.width_d), multipliers of the
-# generator widths (64, 32) and discriminator widths (16, 32) of Appendix C (1 = its scale, 4 =
-# the textbook DCGAN). The paper's own (Kg, Kd) values for S, M and L are lost from its text;
-# these come from the measured capacity x budget map (docs/stacked_mnist.md): at 2,000 steps
-# plain DCGAN is mostly collapsed at S (about 260 of 1,000 modes), covers most modes at M (850
-# to 930, one seed in three far fewer) and nearly all at L; XL is the textbook DCGAN.
-WIDTH_PRESETS = {"S": (0.125, 0.125), "M": (0.25, 0.25), "L": (1.0, 1.0), "XL": (4.0, 4.0)}
-CUSTOM_SIZE = "custom"
-SIZES = (*WIDTH_PRESETS, CUSTOM_SIZE)
-MAX_WIDTH = 64.0  # 64 x Appendix C: a 4,096-channel generator layer
 MAX_STEPS = 10**9
 LIKELIHOODS = ("gaussian", "poisson", "negbin")
 DEVICES = ("auto", "cpu", "cuda")
@@ -212,53 +209,6 @@ class Config:
         return from_flat(merge_flat(flat, flat_updates))
 
 
-WIDTH_KEYS = ("model.width_g", "model.width_d")
-
-
-def merge_flat(base: dict[str, Any], updates: dict[str, Any]) -> dict[str, Any]:
-    """``base`` with ``updates`` over it, where a key that follows an updated one is dropped
-    from ``base`` so that it follows again: a new ``model.size`` brings its preset's widths, a
-    new width makes the size "custom"."""
-    merged = dict(base)
-    if "model.size" in updates:
-        for key in WIDTH_KEYS:
-            merged.pop(key, None)
-    if any(key in updates for key in WIDTH_KEYS):
-        merged.pop("model.size", None)
-    return {**merged, **updates}
-
-
-def _resolve_widths(flat: dict[str, Any]) -> dict[str, Any]:
-    """``model.size`` and the two width keys made consistent (the preset fills missing widths;
-    widths alone name their preset or "custom"), or :class:`ConfigError` where they disagree."""
-    size = flat.get("model.size")
-    given = {key: flat[key] for key in WIDTH_KEYS if key in flat}
-    if size is None and not given:
-        return flat
-    if size is not None and not isinstance(size, str):
-        return flat  # the type check reports it
-    if size in WIDTH_PRESETS:
-        preset = dict(zip(WIDTH_KEYS, WIDTH_PRESETS[size], strict=True))
-        for key, value in given.items():
-            if value != preset[key]:
-                raise ConfigError(
-                    f"config key '{key}': got {value!r} with model.size={size!r}, whose preset "
-                    f"is {key}={preset[key]!r}; allowed: leave model.size out (or set it to "
-                    f"'{CUSTOM_SIZE}') to choose widths, or leave {key} out")
-        return {**flat, **preset}
-    if size == CUSTOM_SIZE and len(given) < len(WIDTH_KEYS):
-        missing = [key for key in WIDTH_KEYS if key not in given]
-        raise ConfigError(f"config key 'model.size': got '{CUSTOM_SIZE}' without {missing[0]}; "
-                          f"allowed: '{CUSTOM_SIZE}' with both {' and '.join(WIDTH_KEYS)}, or "
-                          f"one of {', '.join(WIDTH_PRESETS)}")
-    if size is None:
-        widths = {**dict(zip(WIDTH_KEYS, WIDTH_PRESETS[ModelConfig.size], strict=True)), **given}
-        named = [name for name, pair in WIDTH_PRESETS.items()
-                 if tuple(widths[key] for key in WIDTH_KEYS) == pair]
-        return {**flat, **widths, "model.size": named[0] if named else CUSTOM_SIZE}
-    return flat  # an unknown size: the choice check reports it
-
-
 def _fields(cls: type) -> dict[str, dataclasses.Field]:
     return {f.name: f for f in dataclasses.fields(cls)}
 
@@ -307,7 +257,8 @@ def from_flat(flat: dict[str, Any]) -> Config:
             f"allowed keys: {', '.join(known)}"
         )
     name = flat.get("data.name", DataConfig.name)
-    flat = _resolve_widths(merge_flat(data_defaults(name) if isinstance(name, str) else {}, flat))
+    flat = resolve_widths(merge_flat(data_defaults(name) if isinstance(name, str) else {}, flat),
+                          ModelConfig.size)
     top: dict[str, Any] = {}
     groups: dict[str, dict[str, Any]] = {}
     for key, value in flat.items():

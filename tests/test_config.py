@@ -5,7 +5,6 @@ import json
 import pytest
 
 from sigdist.config import (
-    WIDTH_PRESETS,
     Config,
     ConfigError,
     allowed_keys,
@@ -15,6 +14,7 @@ from sigdist.config import (
     parse_assignment,
     save_json,
 )
+from sigdist.sizes import WIDTH_PRESETS
 
 PUBLIC_KEYS = ["method", "seed", "data.name", "model.size", "loss.lam", "loss.k", "loss.sigma",
                "train.steps", "train.batch_size"]

@@ -12,7 +12,8 @@ from browser import mlflow_server
 from processes import free_port
 from studyrun import TERMINAL, run_script, study_runs
 
-from sigdist.config import WIDTH_PRESETS, Config, from_flat, parse_assignment
+from sigdist.config import Config, from_flat, parse_assignment
+from sigdist.sizes import WIDTH_PRESETS
 from sigdist.study.report import pareto_front
 
 

@@ -13,7 +13,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sigdist.config import WIDTH_KEYS, WIDTH_PRESETS, ConfigError, from_flat, parse_assignment
+from sigdist.config import ConfigError, from_flat, parse_assignment
+from sigdist.sizes import WIDTH_KEYS, WIDTH_PRESETS
 
 SpaceFn = Any  # sigdist.study.search.SpaceFn (imported lazily: Optuna loads with Ray)
 

@@ -20,7 +20,7 @@ from typing import Any
 import optuna
 from ray.tune.search.optuna import OptunaSearch
 
-from sigdist.config import CUSTOM_SIZE, WIDTH_KEYS, WIDTH_PRESETS
+from sigdist.sizes import CUSTOM_SIZE, WIDTH_KEYS, WIDTH_PRESETS
 
 SpaceFn = Callable[["SearchSpace"], None]
 
