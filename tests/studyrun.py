@@ -39,3 +39,14 @@ def smoke_study(tmp: Path, script: str) -> tuple[subprocess.CompletedProcess, st
                         "--storage-path", str(tmp / "ray"), cwd=tmp)
     assert result.returncode == 0, result.stderr[-3000:]
     return result, uri, tmp
+
+
+def progress_header(stdout: str) -> list[str]:
+    """The column titles of Ray's last progress table (CLIReporter), which has every metric."""
+    headers = []
+    for line in stdout.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells and cells[0] == "Trial name":
+            headers.append(cells)
+    assert headers, "no progress table in the output:\n" + stdout[-2000:]
+    return headers[-1]

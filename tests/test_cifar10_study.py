@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from studyrun import TERMINAL, run_script, smoke_study, study_runs
+from studyrun import TERMINAL, progress_header, run_script, smoke_study, study_runs
 
 METHODS = {"gan", "gan_si", "wgan_gp", "wgan_gp_si"}
 
@@ -24,6 +24,9 @@ def test_smoke_sweep_says_it_uses_the_stand_ins(cifar10_smoke):
     lines = result.stdout.split("best trials (lowest FID):")[1].strip().splitlines()
     assert lines[0].split() == ["method", "lam", "k", "size", "width", "IS", "fid", "step"]
     assert "searching: method, loss.lam, loss.k, model.width_g; pinned: nothing" in result.stdout
+    header = progress_header(result.stdout)  # Ray's table: the searched values, IS and FID
+    assert {"method", "lam", "K", "width", "step", "IS", "FID"} <= set(header), header
+    assert not {"modes", "KL", "HQ"} & set(header), header
     rows = lines[1:lines.index("")] if "" in lines else lines[1:]
     fids = [float(row.split()[6]) for row in rows]
     assert fids == sorted(fids) and 1 <= len(fids) <= 4

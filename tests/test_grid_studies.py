@@ -58,8 +58,10 @@ def test_table2_smoke_follows_presets_and_set_pins_a_grid_key(tmp_path, mnist_ro
     assert sorted(c.data.params["model.size"] for c in children) == ["M", "S"]
     assert all(c.info.status in TERMINAL and c.data.params["method"] == "gan_si"
                for c in children)
-    for child in children:  # each preset's own widths
+    for child in children:  # each preset's own widths, in the run's name too
         size = child.data.params["model.size"]
+        assert child.info.run_name.endswith(
+            f" {size} w={float(child.data.params['model.width_g']):.3g}")
         assert (float(child.data.params["model.width_g"]),
                 float(child.data.params["model.width_d"])) == WIDTH_PRESETS[size]
 

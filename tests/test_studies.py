@@ -10,7 +10,7 @@ import optuna
 import pytest
 from browser import mlflow_server
 from processes import free_port
-from studyrun import TERMINAL, run_script, study_runs
+from studyrun import TERMINAL, progress_header, run_script, study_runs
 
 from sigdist.config import Config, from_flat, parse_assignment
 from sigdist.sizes import WIDTH_PRESETS
@@ -31,22 +31,12 @@ def table_rows(stdout: str, title: str) -> list[dict[str, str]]:
     return rows
 
 
-def progress_header(stdout: str) -> list[str]:
-    """The column titles of Ray's last progress table (CLIReporter), which has every metric."""
-    headers = []
-    for line in stdout.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if cells and cells[0] == "Trial name":
-            headers.append(cells)
-    assert headers, "no progress table in the output:\n" + stdout[-2000:]
-    return headers[-1]
-
-
 def test_smoke_sweep_prints_progress_best_trials_and_the_ui_command(gmm25_smoke):
     result, uri, _ = gmm25_smoke
     # Ray's progress table while it runs: the searched values and the metrics by name
     header = progress_header(result.stdout)
     assert {"method", "lam", "K", "step", "modes", "KL", "HQ"} <= set(header), header
+    assert not {"size", "width"} & set(header), header  # the grid's MLP has no width
     assert "started with configuration" not in result.stdout  # no config box per trial
     # nothing that needs no action: Ray's token-auth notice, Tune's checkpoint-rate warning
     for noise in ("Token authentication is enabled", "snapshotting has been triggered",
@@ -75,6 +65,11 @@ def test_smoke_sweep_tracks_each_trial_as_a_child_run(gmm25_smoke):
     _, uri, _ = gmm25_smoke
     client, parent, children = study_runs(uri, "gmm25_sweep_smoke")
     assert len(children) == 4
+    for child in children:  # named by what tells them apart (the grid's MLP has no width)
+        params = child.data.params
+        weight = float(params["sig_weight"])
+        assert child.info.run_name.endswith(
+            f" {params['method']} lam={weight:.3g} k={params['loss.k']}")
     assert parent.info.status == "FINISHED"
     assert {"optuna/optimization_history.png", "optuna/param_importances.png"} <= {
         a.path for a in client.list_artifacts(parent.info.run_id, "optuna")}

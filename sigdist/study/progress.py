@@ -5,20 +5,29 @@ from __future__ import annotations
 
 from typing import Any
 
+from sigdist.config import TOY_DATASETS
+
 PARAMETER_COLUMNS = {"method": "method", "loss.lam": "lam", "loss.k": "K",
                      "model.size": "size", "model.width_g": "width"}
+SIZE_KEYS = ("model.size", "model.width_g")  # the image networks' only: the toys' MLP is fixed
 METRIC_COLUMNS = {"step": "step", "modes": "modes", "kl": "KL", "high_quality": "HQ"}
+FIDELITY_COLUMNS = {"step": "step", "inception_score": "IS", "fid": "FID"}  # CIFAR-10
 
 
 def progress_reporter(options: Any):
     """Ray's CLIReporter with this study's columns: the keys it searches or grids over, else
-    all of :data:`PARAMETER_COLUMNS`; at most one table every 30 s."""
+    all of :data:`PARAMETER_COLUMNS` that the data set uses, and its metrics; at most one
+    table every 30 s."""
     from ray.tune import CLIReporter
 
-    varied = set(options.grid) | (set(PARAMETER_COLUMNS) - set(options.pinned))
-    columns = {key: title for key, title in PARAMETER_COLUMNS.items() if key in varied}
+    used = dict(PARAMETER_COLUMNS)
+    if options.base.get("data.name") in TOY_DATASETS:
+        for key in SIZE_KEYS:
+            used.pop(key)
+    varied = set(options.grid) | (set(used) - set(options.pinned))
+    columns = {key: title for key, title in used.items() if key in varied}
     if "seed" in options.grid:
         columns["seed"] = "seed"
-    return CLIReporter(parameter_columns=columns or PARAMETER_COLUMNS,
-                       metric_columns=METRIC_COLUMNS, max_report_frequency=30,
-                       print_intermediate_tables=True)
+    metrics = FIDELITY_COLUMNS if "fid" in options.metrics else METRIC_COLUMNS
+    return CLIReporter(parameter_columns=columns or used, metric_columns=metrics,
+                       max_report_frequency=30, print_intermediate_tables=True)

@@ -21,6 +21,8 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from ray import tune
 
+from sigdist.config import TOY_DATASETS
+
 TRIAL_TAG = "sigdist.trial_id"
 STUDY_TAG = "sigdist.study"
 PARENT_TAG = "mlflow.parentRunId"
@@ -173,8 +175,9 @@ class MlflowTrialCallback(tune.Callback):
             config = trial.config
             weight = sig_weight(config)
             name = (f"{trial.trial_id} {config.get('method')} lam={weight:.3g}"
-                    f" k={config.get('loss.k')} {config.get('model.size')}"
-                    f" w={config.get('model.width_g', 0):.3g}")
+                    f" k={config.get('loss.k')}")
+            if config.get("data.name") not in TOY_DATASETS:  # the toys' MLP has no width
+                name += f" {config.get('model.size')} w={config.get('model.width_g', 0):.3g}"
             run_id = self.client.create_run(
                 experiment_id, run_name=name,
                 tags={TRIAL_TAG: trial.trial_id, PARENT_TAG: self.parent_run_id}).info.run_id
