@@ -41,12 +41,22 @@ def smoke_study(tmp: Path, script: str) -> tuple[subprocess.CompletedProcess, st
     return result, uri, tmp
 
 
-def progress_header(stdout: str) -> list[str]:
-    """The column titles of Ray's last progress table (CLIReporter), which has every metric."""
-    headers = []
+def progress_table(stdout: str) -> list[dict[str, str]]:
+    """Ray's last progress table (CLIReporter), which has every metric: a dict per trial row,
+    keyed by the column titles."""
+    tables = []
     for line in stdout.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if cells and cells[0] == "Trial name":
-            headers.append(cells)
-    assert headers, "no progress table in the output:\n" + stdout[-2000:]
-    return headers[-1]
+            tables.append((cells, []))
+        elif tables and len(cells) == len(tables[-1][0]) and cells[0].startswith("train_"):
+            tables[-1][1].append(dict(zip(tables[-1][0], cells, strict=True)))
+    assert tables, "no progress table in the output:\n" + stdout[-2000:]
+    return tables[-1][1]
+
+
+def progress_header(stdout: str) -> list[str]:
+    """The column titles of Ray's last progress table."""
+    rows = progress_table(stdout)
+    assert rows, "the last progress table has no rows:\n" + stdout[-2000:]
+    return list(rows[0])

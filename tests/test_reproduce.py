@@ -7,7 +7,7 @@ import re
 import statistics
 
 import pytest
-from studyrun import TERMINAL, run_script, study_runs
+from studyrun import TERMINAL, progress_table, run_script, study_runs
 
 from sigdist.report_table1 import LABELS
 from sigdist.reproduce import TABLE1_METHODS
@@ -30,6 +30,9 @@ def test_table1_smoke_report_equals_what_mlflow_holds(tmp_path):
     # the study scripts' progress output: Ray's classic table, no config box per trial
     assert "started with configuration" not in result.stdout
     assert "Token authentication is enabled" not in result.stdout + result.stderr
+    rows = progress_table(result.stdout)  # lam: the weight of L_K each method gives
+    assert {row["method"]: float(row["lam"]) for row in rows} == {
+        "gan": 0.0, "gan_si": 1.0, "sig": 1.0, "vae": 0.0, "veegan": 0.0, "unrolled_gan": 0.0}
     client, parent, children = study_runs(uri, "reproduce_table1_smoke")
     assert parent.info.status == "FINISHED"
     # 6 methods x 2 seeds, each run to its last step, each with its final checkpoint

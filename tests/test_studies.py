@@ -10,7 +10,7 @@ import optuna
 import pytest
 from browser import mlflow_server
 from processes import free_port
-from studyrun import TERMINAL, progress_header, run_script, study_runs
+from studyrun import TERMINAL, progress_header, progress_table, run_script, study_runs
 
 from sigdist.config import Config, from_flat, parse_assignment
 from sigdist.sizes import WIDTH_PRESETS
@@ -37,6 +37,8 @@ def test_smoke_sweep_prints_progress_best_trials_and_the_ui_command(gmm25_smoke)
     header = progress_header(result.stdout)
     assert {"method", "lam", "K", "step", "modes", "KL", "HQ"} <= set(header), header
     assert not {"size", "width"} & set(header), header  # the grid's MLP has no width
+    for row in progress_table(result.stdout):  # lam: the SIG weight, 0 for plain GAN
+        assert (float(row["lam"]) == 0.0) == (row["method"] == "gan"), row
     assert "started with configuration" not in result.stdout  # no config box per trial
     # nothing that needs no action: Ray's token-auth notice, Tune's checkpoint-rate warning
     for noise in ("Token authentication is enabled", "snapshotting has been triggered",
@@ -68,6 +70,7 @@ def test_smoke_sweep_tracks_each_trial_as_a_child_run(gmm25_smoke):
     for child in children:  # named by what tells them apart (the grid's MLP has no width)
         params = child.data.params
         weight = float(params["sig_weight"])
+        assert "sig_weight" not in child.data.metrics  # a param, reported only for the table
         assert child.info.run_name.endswith(
             f" {params['method']} lam={weight:.3g} k={params['loss.k']}")
     assert parent.info.status == "FINISHED"

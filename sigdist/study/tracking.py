@@ -35,7 +35,8 @@ SIG_WEIGHT_PARAM = "sig_weight"
 ENDED_TAG = "sigdist.ended"
 # Ray's bookkeeping in every result; not curves worth plotting.
 _NOT_METRICS = {"done", "training_iteration", "timestamp", "pid", "iterations_since_restore",
-                "time_since_restore", "time_this_iter_s"}
+                "time_since_restore", "time_this_iter_s",
+                SIG_WEIGHT_PARAM}  # a param of the run, reported for the progress table
 
 
 class TrackingError(ValueError):
