@@ -42,11 +42,13 @@ def _parser() -> argparse.ArgumentParser:
 
     score = commands.add_parser("score", help="the project's metrics on any array of samples")
     score.add_argument("--data", required=True, help="the data set the samples imitate, e.g. "
-                       "mnist3 (samples (n, 3, 28, 28) in [0, 1] or uint8) or gmm25 (n, 2)")
+                       "mnist3 (samples (n, 3, 28, 28) in [0, 1] or uint8), cifar10 (n, 3, "
+                       "32, 32) or gmm25 (n, 2)")
     score.add_argument("--samples", required=True, help="a .npy file of samples; images as "
                        "(n, C, H, W) or (n, H, W, C)")
     score.add_argument("--out", default=None, help="also write the metrics to this JSON file")
-    score.add_argument("--data-root", default="data", help="data and classifier cache (mnist3)")
+    score.add_argument("--data-root", default="data", help="data, and the cached classifier "
+                       "(mnist3) or FID statistics (cifar10)")
     score.add_argument("--source", default="auto", help="MNIST source for the classifier: "
                        "auto, mnist-60k or mnist-5k")
     score.add_argument("--set", dest="assignments", metavar="KEY=VALUE", action="append",
