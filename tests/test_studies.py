@@ -13,16 +13,16 @@ from processes import free_port
 from studyrun import TERMINAL, progress_header, progress_table, run_script, study_runs
 
 from sigdist.config import Config, from_flat, parse_assignment
-from sigdist.sizes import WIDTH_PRESETS
 from sigdist.study.report import pareto_front
 
 
-def table_rows(stdout: str, title: str) -> list[dict[str, str]]:
-    """The printed table under ``title``, each row a dict by its header."""
+def table_rows(stdout: str, title: str, *, images: bool) -> list[dict[str, str]]:
+    """The printed table under ``title``, each row a dict by its header (size and width
+    columns only for ``images``: the grid's MLP has neither)."""
     lines = stdout.split(title)[1].strip().splitlines()
     header = lines[0].split()
-    assert header == ["method", "lam", "k", "size", "width", "modes", "kl", "high_quality",
-                      "step"]
+    sizes = ["size", "width"] if images else []
+    assert header == ["method", "lam", "k", *sizes, "modes", "kl", "high_quality", "step"]
     rows = []
     for line in lines[1:]:
         if not line.strip():
@@ -45,13 +45,12 @@ def test_smoke_sweep_prints_progress_best_trials_and_the_ui_command(gmm25_smoke)
                   "tensorboard"):
         assert noise not in result.stdout + result.stderr, noise
     assert "searching: method, loss.lam, loss.sigma, loss.k; pinned: nothing" in result.stdout
-    rows = table_rows(result.stdout, "best trials (lowest KL):")
+    rows = table_rows(result.stdout, "best trials (lowest KL):", images=False)
     assert 1 <= len(rows) <= 4
     kls = [float(row["kl"]) for row in rows]
     assert kls == sorted(kls)
     for row in rows:
         assert row["method"] in ("gan", "gan_si") and int(row["k"]) in (16, 32)
-        assert row["size"] == "M" and float(row["width"]) == WIDTH_PRESETS["M"][0]
         assert (float(row["lam"]) == 0.0) == (row["method"] == "gan")  # the SIG weight
         assert 0 <= int(row["modes"]) <= 25
     assert f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1" in result.stdout
@@ -138,8 +137,8 @@ def test_mnist3_smoke_sweep_reports_a_pareto_front(tmp_path, mnist_root):
                         "--set", f"data.root={mnist_root}", "--tracking-uri", uri,
                         "--storage-path", str(tmp_path / "ray"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    front = table_rows(result.stdout, "Pareto front (high quality vs KL):")
-    everyone = table_rows(result.stdout, "best trials (lowest KL):")
+    front = table_rows(result.stdout, "Pareto front (high quality vs KL):", images=True)
+    everyone = table_rows(result.stdout, "best trials (lowest KL):", images=True)
     points = [(float(r["high_quality"]), float(r["kl"])) for r in everyone]
     expected = {points[i] for i in pareto_front(points, ["max", "min"])}
     assert {(float(r["high_quality"]), float(r["kl"])) for r in front} == expected

@@ -45,10 +45,17 @@ def outcome_counts(results) -> dict[str, int]:
 
 def trials_table(rows: Sequence[tuple[dict[str, Any], dict[str, Any]]],
                  metric_columns: tuple = METRIC_COLUMNS) -> str:
-    columns = CONFIG_COLUMNS + metric_columns
+    """A row per trial: its config columns (no size or width where every trial is on a toy,
+    whose MLP has neither), then ``metric_columns``."""
+    from sigdist.config import TOY_DATASETS
+
+    config_columns = CONFIG_COLUMNS
+    if rows and all(config.get("data.name") in TOY_DATASETS for config, _ in rows):
+        config_columns = tuple(c for c in CONFIG_COLUMNS if c[0] not in ("size", "width"))
+    columns = config_columns + metric_columns
     lines = [" ".join(f"{title:>{width}}" for title, _, width, _ in columns)]
     for config, metrics in rows:
-        values = [config[key] for _, key, _, _ in CONFIG_COLUMNS]
+        values = [config[key] for _, key, _, _ in config_columns]
         values += [metrics.get(key, float("nan")) for _, key, _, _ in metric_columns]
         lines.append(" ".join(f"{format(value, fmt):>{width}}"
                               for value, (_, _, width, fmt) in zip(values, columns, strict=True)))
