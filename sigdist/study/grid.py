@@ -55,7 +55,9 @@ def summary_table(summary: Sequence[dict[str, Any]], keys: Sequence[str]) -> str
     """Markdown: one line per cell, mean ± standard error (seeds' values in brackets). The
     digit IS column only where it was measured (Stacked MNIST; the toys have none)."""
     digits = any(math.isfinite(e["inception_score_digit"]) for e in summary)
-    head = [*keys, "step", "seeds", "modes", "KL", "high quality", *["IS (digits)"][:digits]]
+    head = [*keys, "step", "seeds", "modes", "KL", "high quality"]
+    if digits:
+        head.append("IS (digits)")
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for entry in sorted(summary, key=lambda e: (*(str(e[k]) for k in keys[:1]),
                                                 *(e[k] for k in keys[1:]), e["step"])):
@@ -67,8 +69,8 @@ def summary_table(summary: Sequence[dict[str, Any]], keys: Sequence[str]) -> str
              f"{entry['modes']:.0f} ± {entry['modes_se']:.0f} ({modes})",
              f"{entry['kl']:.2f} ± {entry['kl_se']:.2f} ({kl})",
              f"{entry['high_quality']:.3f} ± {entry['high_quality_se']:.3f}",
-             *[f"{entry['inception_score_digit']:.2f} ± "
-               f"{entry['inception_score_digit_se']:.2f}"][:digits]]) + " |")
+             *([f"{entry['inception_score_digit']:.2f} ± "
+                f"{entry['inception_score_digit_se']:.2f}"] if digits else [])]) + " |")
     return "\n".join(lines)
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sigdist.config import TOY_DATASETS
+from sigdist.config import has_width
 
 PARAMETER_COLUMNS = {"method": "method", "loss.k": "K", "model.size": "size",
                      "model.width_g": "width"}
-SIZE_KEYS = ("model.size", "model.width_g")  # the image networks' only: the toys' MLP is fixed
+SIZE_KEYS = ("model.size", "model.width_g")
 # lam is the weight of L_K the trial's method gives (Config.sig_weight: 0 for plain GAN
 # whatever loss.lam says), which the trainable reports with its metrics
 LAM_COLUMN = {"sig_weight": "lam"}
@@ -24,7 +24,7 @@ def progress_reporter(options: Any):
     from ray.tune import CLIReporter
 
     used = dict(PARAMETER_COLUMNS)
-    if options.base.get("data.name") in TOY_DATASETS:
+    if not has_width(options.base.get("data.name")):
         for key in SIZE_KEYS:
             used.pop(key)
     varied = set(options.grid) | (set(used) - set(options.pinned))

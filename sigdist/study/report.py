@@ -47,10 +47,10 @@ def trials_table(rows: Sequence[tuple[dict[str, Any], dict[str, Any]]],
                  metric_columns: tuple = METRIC_COLUMNS) -> str:
     """A row per trial: its config columns (no size or width where every trial is on a toy,
     whose MLP has neither), then ``metric_columns``."""
-    from sigdist.config import TOY_DATASETS
+    from sigdist.config import has_width
 
     config_columns = CONFIG_COLUMNS
-    if rows and all(config.get("data.name") in TOY_DATASETS for config, _ in rows):
+    if rows and not any(has_width(config.get("data.name")) for config, _ in rows):
         config_columns = tuple(c for c in CONFIG_COLUMNS if c[0] not in ("size", "width"))
     columns = config_columns + metric_columns
     lines = [" ".join(f"{title:>{width}}" for title, _, width, _ in columns)]
@@ -221,11 +221,12 @@ def finish_study_run(tracking_uri: str, parent_run_id: str, results, *,
     client = MlflowClient(tracking_uri)
     experiment_id, runs = trial_runs(tracking_uri, parent_run_id)
     frame = trials_frame(runs)
-    lam_figure = f"lam_vs_{lam_figure_metric(metric)}"
+    lam_metric = lam_figure_metric(metric)
+    lam_figure = f"lam_vs_{lam_metric}"
     if len(frame):  # the trials at a glance on the parent run: a table and lam vs the metric
         client.log_table(parent_run_id, frame, "trials.json")
         figures = {**figures, lam_figure: lam_metric_figure(
-            frame, lam_figure_metric(metric), client.get_run(parent_run_id).info.run_name)}
+            frame, lam_metric, client.get_run(parent_run_id).info.run_name)}
         client.set_tag(parent_run_id, "sigdist.compare_url", compare_url(
             LOCAL_UI, experiment_id, [run.info.run_id for run in runs]))
     for name, figure in figures.items():

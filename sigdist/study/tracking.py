@@ -21,7 +21,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from ray import tune
 
-from sigdist.config import TOY_DATASETS
+from sigdist.config import has_width
 
 TRIAL_TAG = "sigdist.trial_id"
 STUDY_TAG = "sigdist.study"
@@ -177,7 +177,7 @@ class MlflowTrialCallback(tune.Callback):
             weight = sig_weight(config)
             name = (f"{trial.trial_id} {config.get('method')} lam={weight:.3g}"
                     f" k={config.get('loss.k')}")
-            if config.get("data.name") not in TOY_DATASETS:  # the toys' MLP has no width
+            if has_width(config.get("data.name")):
                 name += f" {config.get('model.size')} w={config.get('model.width_g', 0):.3g}"
             run_id = self.client.create_run(
                 experiment_id, run_name=name,
