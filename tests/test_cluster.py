@@ -45,7 +45,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CLUSTER_YAML = ROOT / "cluster.yaml"
 VENV_BIN = os.path.dirname(sys.executable)
 SSHD = "/usr/sbin/sshd"
-PROJECT_ITEMS = ("pyproject.toml", "README.md", "sigdist", "studies")  # what `pip install -e` needs
+# what `pip install -c constraints.txt -e` needs
+PROJECT_ITEMS = ("pyproject.toml", "constraints.txt", "README.md", "sigdist", "studies")
 
 
 def project_files(root: Path) -> set[str]:
@@ -136,6 +137,32 @@ def test_cluster_yaml_keeps_token_auth_on_and_mlflow_private():
     assert {k: v for k, v in cluster["file_mounts"].items() if k.startswith("~/sigdist/")} == {
         f"~/sigdist/{item}": item for item in PROJECT_ITEMS}
     assert any("pip install" in c and "-e ~/sigdist" in c for c in cluster["setup_commands"])
+
+
+def test_constraints_pin_every_dependency_and_the_ray_the_cluster_runs():
+    """constraints.txt pins one version of each dependency in pyproject.toml, inside its
+    range, and the same Ray as cluster.yaml; every install command uses the file."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            pins[name.lower().replace("_", "-")] = version
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for text in project["dependencies"] + project["optional-dependencies"]["dev"]:
+        requirement = Requirement(text)
+        name = requirement.name.lower().replace("_", "-")
+        assert name in pins, f"{name} is not pinned in constraints.txt"
+        assert requirement.specifier.contains(pins[name]), (name, pins[name])
+    (install,) = [c for c in load_cluster()["setup_commands"] if "-e ~/sigdist" in c]
+    assert "-c ~/sigdist/constraints.txt" in install
+    assert f'"ray[default,tune]=={pins["ray"]}"' in install
+    for text in ((ROOT / ".ci" / "run").read_text(), (ROOT / "README.md").read_text()):
+        assert re.findall(r"pip install[^&\n]*-e", text)
+        assert all("-c constraints.txt" in c for c in re.findall(r"pip install[^&\n]*-e", text))
 
 
 def test_cluster_yaml_installs_nothing_from_a_script_piped_into_a_shell():
