@@ -14,9 +14,10 @@ import torch
 from ray import tune
 
 from sigdist.config import from_flat
-from sigdist.reports.figures import save_trainer_samples
-from sigdist.train import CHECKPOINT_FILE, DivergenceError, Trainer
+from sigdist.plots import save_trainer_samples
+from sigdist.train import DivergenceError, Trainer
 
+CHECKPOINT_FILE = "checkpoint.pt"
 METRICS_FILE = "metrics.json"
 
 
