@@ -143,7 +143,6 @@ def test_constraints_pin_every_dependency_and_the_ray_the_cluster_runs():
     """constraints.txt pins one version of each dependency in pyproject.toml, inside its
     range, and the same Ray as cluster.yaml; every install command uses the file."""
     import tomllib
-
     from packaging.requirements import Requirement
 
     pins = {}
