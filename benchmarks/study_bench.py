@@ -43,17 +43,23 @@ def shown_config(flat: dict) -> dict:
 
 def fit_tracked(param_space: dict, *, name: str, workdir: str, uri: str, experiment: str,
                 max_concurrent: int | None = None, reuse_actors: bool = False):
-    """The study runner's own Tuner (``build_tuner``: 1 CPU a trial, checkpoints, the MLflow
-    callback) over ``param_space``, whose ``tune.grid_search`` entries make a grid study:
-    (results, wall s)."""
-    from sigdist.study.runner import StudyOptions, build_tuner, open_study_run
+    """The study scripts' own options (``build_options``) and Tuner (``build_tuner``: 1 CPU a
+    trial, checkpoints, the MLflow callback) over ``param_space``, whose ``tune.grid_search``
+    entries make a grid study: (results, wall s)."""
+    from sigdist.study.runner import build_tuner, open_study_run
+    from sigdist.study.script import Profile, StudyScript, build_options, parse_args
 
     base = {k: v for k, v in param_space.items() if not isinstance(v, dict)}
     grid = {k: tuple(v["grid_search"]) for k, v in param_space.items() if isinstance(v, dict)}
-    options = StudyOptions(
-        name=name, experiment=experiment, base=base, num_samples=1,
-        max_concurrent=max_concurrent or 0, cpus_per_trial=1, gpus_per_trial=0, seed=0,
-        address=None, storage_path=os.path.join(workdir, "ray"), tracking_uri=uri, grid=grid)
+    if not grid:  # one trial: a grid of its seed
+        grid = {"seed": (base.pop("seed", 0),)}
+    profile = Profile(base=base, num_samples=1, max_concurrent=max_concurrent or 0, grid=grid)
+    script = StudyScript(prefix=experiment, description=name, data_name=base["data.name"],
+                         smoke=profile, cpu=profile, gpu=profile)
+    parser, args = parse_args(script, [
+        "--name", name, "--tracking-uri", uri, "--storage-path", os.path.join(workdir, "ray"),
+        "--cpus-per-trial", "1", "--gpus-per-trial", "0"])
+    options, _lock = build_options(script, args, parser)
     tuner = build_tuner(options, open_study_run(options), verbose=0, reuse_actors=reuse_actors)
     start = time.perf_counter()
     with contextlib.redirect_stdout(sys.stderr):  # Tune's own tables: keep stdout the report

@@ -57,7 +57,8 @@ def _parser() -> argparse.ArgumentParser:
 
     keys = commands.add_parser("keys", help="list the config keys with their defaults and "
                                "meanings")
-    keys.add_argument("--markdown", action="store_true", help="as the README's table")
+    keys.add_argument("--markdown", action="store_true",
+                      help="as the table of docs/configuration.md")
     return parser
 
 
@@ -65,7 +66,7 @@ def _train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from sigdist.config import from_assignments, parse_assignment, save_json
-    from sigdist.plots import save_trainer_samples
+    from sigdist.reports.figures import save_trainer_samples
     from sigdist.train import CheckpointError, DivergenceError, Trainer
 
     out = args.out
@@ -254,7 +255,7 @@ def _keys(markdown: bool) -> int:
     from sigdist.config import key_help
 
     rows = key_help()
-    if markdown:  # the README's table
+    if markdown:  # the table of docs/configuration.md
         print("| key | default | meaning |\n| --- | --- | --- |")
         for key, (default, text) in rows.items():
             shown = str(default).lower() if isinstance(default, bool) else default

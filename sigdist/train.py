@@ -27,6 +27,7 @@ from sigdist.models import build_discriminator, build_generator, likelihood_para
 from sigdist.schedules import lr_factor, sigma_at
 
 CHECKPOINT_FORMAT = 1
+CHECKPOINT_FILE = "checkpoint.pt"  # a checkpoint's name in a study's folders and MLflow runs
 # Offset between the training and evaluation seeds, so that the two streams never coincide.
 _EVAL_SEED_OFFSET = 1_000_003
 

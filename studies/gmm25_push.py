@@ -7,7 +7,7 @@ learning rate, through Ray Tune with ASHA, every trial tracked in MLflow.
 
 The same trainable, tracking callback and MLflow layout as the other studies; only the search
 space is this study's own. The best trials' settings are then checked over 5 seeds with
-``studies/reproduce.py table1 --set ...`` or ``benchmarks/compare_methods.py``.
+``studies/reproduce.py table1 --set ...`` or ``experiments/compare_methods.py``.
 """
 
 from __future__ import annotations

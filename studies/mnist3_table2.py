@@ -10,7 +10,7 @@ A key given with --set leaves the grid: `--set model.size=M --set train.steps=30
 learning curves of DCGAN and DCGAN-SI at M. CPU profile: 18 runs of 3,000 steps (about 15
 minutes on 2 cores). GPU profile (--gpus-per-trial > 0; 0.05 packs all 18 runs on one GPU):
 18 runs of 50,000 steps, about 30 minutes on one H200 (measured: 18 such runs sharing it
-reached 14,000 steps in 430 s, benchmarks/gpu_table2.sh).
+reached 14,000 steps in 430 s, experiments/gpu_table2.sh).
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ import re
 import pytest
 from studyrun import TERMINAL, run_script, study_runs
 
+from sigdist.reports.grid import summarize, summary_table
 from sigdist.sizes import WIDTH_PRESETS
-from sigdist.study.grid import summarize, summary_table
 
 pytestmark = pytest.mark.slow
 

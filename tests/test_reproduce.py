@@ -1,4 +1,4 @@
-"""`studies/reproduce.py table1 --smoke-test` as a user runs it: every method x seed is a
+"""`studies/table1.py --smoke-test` as a user runs it: every method x seed is a
 finished MLflow child run with its final checkpoint, and the report it writes is well formed
 and holds exactly the numbers MLflow holds."""
 
@@ -9,8 +9,8 @@ import statistics
 import pytest
 from studyrun import TERMINAL, progress_table, run_script, study_runs
 
-from sigdist.report_table1 import LABELS
-from sigdist.reproduce import TABLE1_METHODS
+from sigdist.reports.table1 import LABELS
+from sigdist.reports.table1 import METHODS as TABLE1_METHODS
 
 pytestmark = pytest.mark.slow
 
@@ -23,7 +23,7 @@ def _row(table: str, label: str) -> list[str]:
 def test_table1_smoke_report_equals_what_mlflow_holds(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     out = tmp_path / "report"
-    result = run_script("reproduce.py", "table1", "--smoke-test", "--out", str(out),
+    result = run_script("table1.py", "--smoke-test", "--out", str(out),
                         "--tracking-uri", uri, "--storage-path", str(tmp_path / "ray"),
                         "--name", "smoke", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -69,7 +69,7 @@ def test_table1_smoke_report_equals_what_mlflow_holds(tmp_path):
     logged = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
     assert logged == {"report/table1.md"} | {f"report/table1_{m}.png" for m in TABLE1_METHODS}
     assert re.search(r"\| VAE \| 2 \| 30 \|", table)
-    # rebuilt from MLflow alone, nothing run: the same report
+    # rebuilt from MLflow alone, nothing run: the same report (through the older command)
     again = run_script("reproduce.py", "table1", "--report-only", "smoke", "--out",
                        str(tmp_path / "again"), "--tracking-uri", uri, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
@@ -101,8 +101,8 @@ def test_figure1_report_equals_what_mlflow_holds(tmp_path):
     from mlflow import MlflowClient
 
     from sigdist.config import Config
-    from sigdist.report_figure1 import PANEL_METRICS, TITLES, figure1_report
-    from sigdist.reproduce import FIGURE1_PANELS
+    from sigdist.reports.figure1 import PANEL_METRICS, TITLES, figure1_report
+    from sigdist.reports.figure1 import PANELS as FIGURE1_PANELS
     from sigdist.train import Trainer
 
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")

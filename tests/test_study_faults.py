@@ -280,3 +280,43 @@ def test_ctrl_c_ends_the_study_interrupted_and_resume_clears_the_marks(tmp_path)
     again = next(c for c in children if c.info.run_id == cut.info.run_id)
     assert "sigdist.interrupted" not in again.data.tags
     assert again.info.status in ("FINISHED", "KILLED")  # ASHA may stop it, now as a scheduler
+
+
+def test_ctrl_c_ends_a_table_study_killed_and_resume_without_a_name_writes_its_report(
+        tmp_path):
+    """The paper's tables run through the same driver: Ctrl-C exits 130 with the parent run
+    KILLED and no report from part of the runs; --resume without --name takes the latest
+    study of the script, finishes it and writes the report."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    steps, every = 1500, 250
+    flags = ["--smoke-test", "--set", "method=gan", "--max-concurrent", "1",
+             "--set", f"train.steps={steps}", "--set", f"run.eval_every={every}",
+             "--set", "run.eval_samples=5000", "--tracking-uri", uri,
+             "--storage-path", str(tmp_path / "ray"), "--out", str(tmp_path / "report")]
+    proc = start_script("table1.py", *flags, cwd=tmp_path)
+    try:
+        def mid_run():
+            return any(results and every <= results[-1]["step"] < steps - 2 * every
+                       for study in (tmp_path / "ray").glob("reproduce_table1_smoke-*")
+                       for results in trial_results(study).values())
+
+        wait_for(mid_run, timeout=300, what="a run mid-way", proc=proc)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err[-3000:]
+    assert "interrupted; continue it with the same command and --resume --name" in err
+    _, parent, children = study_runs(uri, "reproduce_table1_smoke")
+    assert parent.info.status == "KILLED" and parent.data.tags["sigdist.ended"] == "interrupted"
+    assert all(c.info.status in TERMINAL for c in children)
+    assert not (tmp_path / "report" / "table1.md").exists()
+
+    resumed = run_script("table1.py", *flags, "--resume", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    _, again, children = study_runs(uri, "reproduce_table1_smoke")
+    assert again.info.run_id == parent.info.run_id and again.info.status == "FINISHED"
+    assert sorted(c.data.params["seed"] for c in children) == ["0", "1"]
+    assert all(c.info.status == "FINISHED" and c.data.metrics["step"] == steps
+               for c in children)
+    assert "| GAN | 2 | 1500 |" in (tmp_path / "report" / "table1.md").read_text()

@@ -108,73 +108,6 @@ def ui_command(tracking_uri: str) -> str:
             "--host 127.0.0.1 --port 5000")
 
 
-def trial_runs(tracking_uri: str, parent_run_id: str):
-    """(experiment id, the study's child runs in start order)."""
-    from mlflow import MlflowClient
-
-    from sigdist.study.tracking import PARENT_TAG
-
-    client = MlflowClient(tracking_uri)
-    experiment_id = client.get_run(parent_run_id).info.experiment_id
-    runs = client.search_runs([experiment_id], f"tags.`{PARENT_TAG}` = '{parent_run_id}'",
-                              order_by=["attributes.start_time ASC"], max_results=10_000)
-    return experiment_id, runs
-
-
-def trials_frame(runs):
-    """One row per trial run: its name, status, lam (the SIG weight), K, size, width and last
-    modes / KL / high quality / IS / FID, for ``mlflow.log_table`` and the lam figure."""
-    import pandas as pd
-
-    rows = []
-    for run in runs:
-        params, metrics = run.data.params, run.data.metrics
-        rows.append({"run": run.info.run_name, "run_id": run.info.run_id,
-                     "status": run.info.status,
-                     "stopped_early": run.data.tags.get("sigdist.stopped_early", ""),
-                     "method": params.get("method"),
-                     "lam": float(params.get("sig_weight", "nan")),
-                     "k": int(params.get("loss.k", 0)), "size": params.get("model.size"),
-                     "width": float(params.get("model.width_g", "nan")),
-                     **{name: metrics.get(name) for name in (
-                         "modes", "kl", "high_quality", "inception_score", "fid", "step")}})
-    return pd.DataFrame(rows)
-
-
-LAM_FIGURE_LABELS = {"kl": "KL", "modes": "modes", "high_quality": "high quality",
-                     "inception_score": "inception score", "fid": "FID"}
-
-
-def lam_figure_metric(metric: str) -> str:
-    """The metric drawn against lam: the study's own (FID for CIFAR-10), else KL."""
-    return metric if metric in LAM_FIGURE_LABELS else "kl"
-
-
-def lam_metric_figure(frame, metric: str, title: str):
-    """``metric`` of each trial against its lam (plain GAN at lam = 0, left of the log axis'
-    range)."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-    scored = frame.dropna(subset=[metric])
-    positive = scored[scored["lam"] > 0]
-    plain = scored[scored["lam"] == 0]
-    ax.scatter(positive["lam"], positive[metric], label="-SI (lam > 0)")
-    if len(positive):
-        ax.set_xscale("log")
-        left = positive["lam"].min() / 3
-        ax.scatter([left] * len(plain), plain[metric], marker="x", color="black",
-                   label=f"plain (lam = 0, drawn at {left:.2g})")
-    elif len(plain):
-        ax.scatter([0] * len(plain), plain[metric], marker="x", color="black", label="plain")
-    ax.set_xlabel("lam (weight of L_K)")
-    ax.set_ylabel(f"{LAM_FIGURE_LABELS[metric]} (last evaluation)")
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
 def settle_lost_optuna_trials(storage_url: str, study_name: str) -> int:
     """Optuna trials still RUNNING when the study has ended were proposed just before a driver
     stopped and are unknown to the resumed study: mark them FAIL. Returns how many."""
@@ -215,8 +148,10 @@ def optuna_figures(storage_url: str, study_name: str, metrics: Sequence[str]) ->
 def finish_study_run(tracking_uri: str, parent_run_id: str, results, *,
                      figures: dict[str, Any], metric: str, mode: str) -> None:
     """The parent run gets Optuna's plots, the best trial's metrics and config, and ends."""
-    import matplotlib.pyplot as plt
     from mlflow import MlflowClient
+
+    from sigdist.reports.figures import lam_figure_metric, lam_metric_figure, plt
+    from sigdist.reports.runs import trial_runs, trials_frame
 
     client = MlflowClient(tracking_uri)
     experiment_id, runs = trial_runs(tracking_uri, parent_run_id)

@@ -49,6 +49,9 @@ class StudyOptions:
     grid: dict[str, tuple] = field(default_factory=dict)
     tied: dict[str, str] = field(default_factory=dict)
     objectives: dict[str, tuple] = field(default_factory=lambda: OBJECTIVES)
+    # keys that follow a grid key's value (StudyScript.per_value), the user's pins left out
+    per_value: dict[str, dict[Any, dict[str, Any]]] = field(default_factory=dict)
+    profile: str = "cpu"  # the StudyScript profile it was built from: smoke, cpu or gpu
 
     @property
     def metrics(self) -> list[str]:
@@ -150,12 +153,18 @@ def pinned_values(options: StudyOptions) -> dict[str, Any]:
     return {key: options.base[key] for key in options.pinned}
 
 
-def study_name(args: argparse.Namespace, prefix: str, parser: argparse.ArgumentParser) -> str:
-    """A new study gets a fresh name; ``--resume`` takes ``--name`` or the latest study."""
+def study_name(args: argparse.Namespace, prefix: str, storage_path: str,
+               parser: argparse.ArgumentParser) -> str:
+    """A new study gets a fresh name; ``--resume`` takes ``--name`` or the latest study of this
+    script (``prefix``) under ``storage_path``."""
     if not args.resume:
         return args.name or f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"
-    storage = os.path.abspath(args.storage_path)
-    pattern = os.path.join(storage, args.name or f"{prefix}-*", "tuner.pkl")
+    if "://" in storage_path:  # Tune finds it there; a cloud folder is not listed from here
+        if args.name is None:
+            parser.error(f"--resume: give --name for a study under {storage_path} (the latest "
+                         "study is found only under a local --storage-path)")
+        return args.name
+    pattern = os.path.join(storage_path, args.name or f"{prefix}-*", "tuner.pkl")
     found = sorted(glob.glob(pattern), key=os.path.getmtime)
     if not found:
         parser.error(f"--resume: no study to resume matches {pattern}")
@@ -211,11 +220,17 @@ def open_study_run(options: StudyOptions) -> str:
 
     return start_study_run(options.tracking_uri, options.experiment, options.name,
                            {f"study.{k}": v for k, v in asdict(options).items()
-                            if k not in ("base", "space", "objectives")} | options.base)
+                            if k not in ("base", "space", "objectives", "per_value", "profile")}
+                           | options.base)
 
 
 def _value_of(key: str, config: dict[str, Any]) -> Any:
     return config[key]
+
+
+def _per_value(grid_key: str, key: str, values: dict[Any, dict[str, Any]], default: Any,
+               config: dict[str, Any]) -> Any:
+    return values.get(config[grid_key], {}).get(key, default)
 
 
 def _preset_width(key: str, config: dict[str, Any]) -> float:
@@ -232,6 +247,10 @@ def param_space(options: StudyOptions) -> dict[str, Any]:
     for key, source in options.tied.items():
         # a partial of a module-level function pickles with the study's state
         space[key] = tune.sample_from(functools.partial(_value_of, source))
+    for grid_key, values in options.per_value.items():
+        for key in sorted({k for keys in values.values() for k in keys}):
+            space[key] = tune.sample_from(functools.partial(
+                _per_value, grid_key, key, values, options.base[key]))
     if "model.size" in options.grid:  # a preset's widths follow it
         for key in WIDTH_KEYS:
             space[key] = tune.sample_from(functools.partial(_preset_width, key))

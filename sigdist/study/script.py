@@ -19,6 +19,7 @@ from sigdist.study.runner import (
     open_study_run,
     optuna_storage_url,
     pinned_keys,
+    pinned_values,
     prepare_storage,
     prepare_tracking,
     run_study,
@@ -43,6 +44,9 @@ class Profile:
 
 @dataclass(frozen=True)
 class StudyScript:
+    """One study of ``studies/``: its profiles, its objectives and, for a table or figure of the
+    paper, its report. Every study runs through :func:`main`."""
+
     prefix: str  # names the MLflow experiment and, with a time, each study
     description: str
     data_name: str
@@ -53,6 +57,12 @@ class StudyScript:
     # (base, args, parser) -> base: readies the data before Ray starts (parser.error: exit 2)
     prepare: Callable[[dict[str, Any], argparse.Namespace, argparse.ArgumentParser],
                       dict[str, Any]] | None = None
+    # keys that follow a grid key's value: {"data.name": {"ring": {"loss.sigma": 0.02}}}
+    per_value: dict[str, dict[Any, dict[str, Any]]] = field(default_factory=dict)
+    # the study's own report, built from MLflow alone (also by --report-only, nothing run):
+    # (tracking URI, the studies' parent run ids, --out) -> the files written. Each run's
+    # last checkpoint is then logged on its MLflow run, where the report finds it.
+    report: Callable[[str, list[str], str], list[str]] | None = None
 
     def profile(self, args: argparse.Namespace) -> tuple[str, Profile]:
         if args.smoke_test:
@@ -69,6 +79,7 @@ def _default_gpus_per_trial() -> float:
 def quiet_study_output() -> None:
     """What every study driver prints: Ray's classic progress table, none of its notices."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # the reports' reads
     # Ray's classic progress table (CLIReporter: a row per trial with its lam, K and size);
     # the newer output prints a config box per trial instead
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -81,13 +92,31 @@ def quiet_study_output() -> None:
         logging.ERROR)
 
 
-def main(script: StudyScript, argv: list[str] | None = None) -> int:
-    quiet_study_output()
+def parse_args(script: StudyScript, argv: list[str] | None = None
+               ) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
+    """The study's flags, checked (bad ones: exit 2)."""
     parser = study_parser(script.description, script.objectives)
+    if script.report is not None:
+        parser.add_argument("--out", default="docs/results",
+                            help="where the report (markdown and PNGs) is written")
+        parser.add_argument("--report-only", nargs="+", default=None, metavar="STUDY",
+                            help="run nothing: rebuild the report from these studies in MLflow "
+                            "(by --name); a later study's runs replace an earlier one's of the "
+                            "same grid value")
     args = parser.parse_args(argv)
     check_options(args, parser)
     if args.gpus_per_trial is None:
         args.gpus_per_trial = _default_gpus_per_trial()
+    return parser, args
+
+
+def build_options(script: StudyScript, args: argparse.Namespace,
+                  parser: argparse.ArgumentParser) -> tuple[StudyOptions, Any]:
+    """The study's options from its flags, every check done before Ray starts (exit 2 on a
+    bad one): the validated base config and each grid cell, the pinned keys, the name (a new
+    one, or the study to resume), the tracking URI and the storage path, whose name lock is
+    returned with the options (held until the process ends). The study scripts and the
+    benchmarks build their options here."""
     kind, profile = script.profile(args)
     base = validated_base({**profile.base, "data.name": script.data_name, "seed": args.seed},
                           args.set, parser)
@@ -98,24 +127,26 @@ def main(script: StudyScript, argv: list[str] | None = None) -> int:
     pinned = pinned_keys(args.set)
     grid = {k: v for k, v in profile.grid.items() if k not in pinned}
     tied = {k: v for k, v in profile.tied.items() if k not in pinned}
+    per_value = {key: {value: {k: v for k, v in keys.items() if k not in pinned}
+                       for value, keys in values.items()}
+                 for key, values in script.per_value.items() if key in grid}
     if profile.grid and not grid:
         parser.error("--set pins every key of the grid: " + ", ".join(profile.grid)
                      + "; nothing is left to compare (run `sigdist train` for one run)")
-    searched = list(grid)
+    check_grid(base, grid, per_value, parser)
     if profile.space is not None and not profile.grid:
         from sigdist.study.search import searched_keys
 
-        searched = searched_keys(profile.space, {k: base[k] for k in pinned})
-        if not searched:
+        if not searched_keys(profile.space, {k: base[k] for k in pinned}):
             parser.error("--set pins every key the study searches ("
                          + ", ".join(searched_keys(profile.space, {}))
                          + "); nothing is left to search (run `sigdist train` for one run)")
     experiment = script.prefix + ("_smoke" if args.smoke_test else "")
-    name = study_name(args, experiment, parser)
-    tracking_uri = prepare_tracking(args, parser)
     storage_path = (os.path.abspath(args.storage_path) if "://" not in args.storage_path
-                    else args.storage_path)
-    _lock = prepare_storage(storage_path, name, parser)  # noqa: F841 (held until exit)
+                    else args.storage_path)  # a cloud path goes to Tune as it is
+    name = study_name(args, experiment, storage_path, parser)
+    tracking_uri = prepare_tracking(args, parser)
+    lock = prepare_storage(storage_path, name, parser)
     if base["data.name"] == "mnist3" and base["data.source"] == "auto":
         # resolved once, here, after every check of the flags: every trial then records (and
         # uses) the source actually used
@@ -131,32 +162,137 @@ def main(script: StudyScript, argv: list[str] | None = None) -> int:
         seed=args.seed, address=args.address, storage_path=storage_path,
         tracking_uri=tracking_uri, objective=args.objective, resume=args.resume,
         space=None if profile.grid else profile.space, pinned=pinned, grid=grid, tied=tied,
-        objectives=script.objectives)
-    trials = options.num_samples * math.prod(len(values) for values in grid.values())
-    print(f"study {name} ({kind} profile): {trials} trials"
-          + (" (a grid: " + " x ".join(grid) + ")" if grid else "") + ", "
-          f"{options.max_concurrent} at a time, {base['train.steps']} steps each; "
-          f"tracking {tracking_uri}", flush=True)
-    print(f"{'grid over' if grid else 'searching'}: {', '.join(searched)}; pinned: "
-          + (", ".join(f"{k}={base[k]}" for k in pinned) or "nothing (--set KEY=VALUE pins)"),
-          flush=True)
+        per_value=per_value, objectives=script.objectives, profile=kind)
+    return options, lock
+
+
+def check_grid(base: dict[str, Any], grid: dict[str, tuple],
+               per_value: dict[str, dict[Any, dict[str, Any]]],
+               parser: argparse.ArgumentParser) -> None:
+    """Every cell of a grid is a valid config (a method the data set cannot take, a value out
+    of range): exit 2 naming the cell, before Ray starts."""
+    import itertools
+
+    from sigdist.config import ConfigError, from_flat
+
+    common = from_flat(base)
+    keys = [key for key in grid if key != "seed"]  # seeds change no constraint
+    for values in itertools.product(*(grid[key] for key in keys)):
+        cell = dict(zip(keys, values, strict=True))
+        for key, value in cell.items():
+            cell = {**per_value.get(key, {}).get(value, {}), **cell}
+        try:
+            common.replace(**cell)  # as a trial resolves it: a preset's widths follow it
+        except ConfigError as err:
+            parser.error(f"grid cell {', '.join(f'{k}={v}' for k, v in cell.items())}: {err}")
+
+
+def describe(options: StudyOptions) -> str:
+    """The two lines a study prints before Ray starts: its size and what it varies."""
+    grid, trials = options.grid, planned_trials(options)
+    if options.space is not None:
+        from sigdist.study.search import searched_keys
+
+        varied = searched_keys(options.space, pinned_values(options))
+    else:
+        varied = list(grid)
+    return (f"study {options.name} ({options.profile} profile): {trials} trials"
+            + (" (a grid: " + " x ".join(grid) + ")" if grid else "") + ", "
+            f"{options.max_concurrent} at a time, {options.base['train.steps']} steps each; "
+            f"tracking {options.tracking_uri}\n"
+            f"{'grid over' if grid else 'searching'}: {', '.join(varied)}; pinned: "
+            + (", ".join(f"{k}={options.base[k]}" for k in options.pinned)
+               or "nothing (--set KEY=VALUE pins)"))
+
+
+def planned_trials(options: StudyOptions) -> int:
+    return options.num_samples * math.prod(len(values) for values in options.grid.values())
+
+
+def main(script: StudyScript, argv: list[str] | None = None) -> int:
+    """Run one study from its command line: flags and every check first (bad input: exit 2,
+    nothing started), then Ray Tune, the report and, for a table of the paper, its own report.
+    Ctrl-C or SIGINT: exit 130, the study's MLflow runs KILLED, ``--resume`` continues."""
+    quiet_study_output()
+    parser, args = parse_args(script, argv)
+    if getattr(args, "report_only", None):
+        return report_only(script, args, parser)
+    if script.report is not None:
+        try:
+            os.makedirs(args.out, exist_ok=True)
+        except OSError as err:
+            parser.error(f"--out: cannot create {args.out}: {err.strerror}")
+    options, _lock = build_options(script, args, parser)  # the lock is held until exit
+    print(describe(options), flush=True)
     parent = open_study_run(options)
     try:
         results = run_study(options, parent_run_id=parent)
-        if was_interrupted(options, results, parent, trials):
+        if was_interrupted(options, results, parent, planned_trials(options)):
             # Ray Tune catches Ctrl-C itself: it stops the running trials, saves the study
             # and returns as if done. The study is not done: it says so and exits 130.
             raise KeyboardInterrupt
         report(options, results, parent)
+        if script.report is not None:
+            from sigdist.study.tracking import log_final_checkpoints
+
+            log_final_checkpoints(options.tracking_uri, parent, results)
     except KeyboardInterrupt as err:
-        end_study_run(tracking_uri, parent, err)
-        print(f"\nstudy {name} interrupted; continue it with the same command and --resume "
-              f"--name {name}", file=sys.stderr, flush=True)
+        end_study_run(options.tracking_uri, parent, err)
+        print(f"\nstudy {options.name} interrupted; continue it with the same command and "
+              f"--resume --name {options.name}", file=sys.stderr, flush=True)
         return 130
     except BaseException as err:  # every way out ends the parent run, saying why
-        end_study_run(tracking_uri, parent, err)
+        end_study_run(options.tracking_uri, parent, err)
         raise
-    return 1 if results.num_errors == len(results) else 0
+    if results.num_errors == len(results):
+        return 1
+    if script.report is not None:
+        unfinished = [r for r in results if r.error or int((r.metrics or {}).get("step", 0))
+                      < int(r.config["train.steps"])]
+        if unfinished:  # no report from part of the runs
+            print(f"{len(unfinished)} of {len(results)} runs did not finish; no report written",
+                  file=sys.stderr)
+            return 1
+        print("report: " + ", ".join(write_report(script, options.tracking_uri, [parent],
+                                                  args.out)))
+    return 0
+
+
+def report_only(script: StudyScript, args: argparse.Namespace,
+                parser: argparse.ArgumentParser) -> int:
+    """The report of finished studies, found in MLflow by name; nothing is run."""
+    from mlflow import MlflowClient
+
+    from sigdist.study.tracking import STUDY_TAG
+
+    tracking_uri = prepare_tracking(args, parser)
+    client = MlflowClient(tracking_uri)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    parents = []
+    for name in args.report_only:
+        found = client.search_runs(experiments, f"tags.`{STUDY_TAG}` = '{name}'")
+        if not found:
+            parser.error(f"--report-only: no study named {name!r} in {tracking_uri}")
+        parents.append(found[0].info.run_id)
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as err:
+        parser.error(f"--out: cannot create {args.out}: {err.strerror}")
+    print("report: " + ", ".join(write_report(script, tracking_uri, parents, args.out)))
+    return 0
+
+
+def write_report(script: StudyScript, tracking_uri: str, parent_run_ids: list[str], out: str
+                 ) -> list[str]:
+    """The script's report from the studies' MLflow runs into ``out``, also logged on the last
+    study's parent run (``report/``)."""
+    from mlflow import MlflowClient
+
+    written = script.report(tracking_uri, parent_run_ids, out)
+    client = MlflowClient(tracking_uri)
+    for path in written:
+        client.log_artifact(parent_run_ids[-1], path, "report")
+    return written
 
 
 def was_interrupted(options: StudyOptions, results, parent_run_id: str, trials: int) -> bool:
@@ -186,18 +322,17 @@ def end_study_run(tracking_uri: str, parent_run_id: str, err: BaseException) -> 
 def grid_report(options: StudyOptions):
     """A grid study's report: its table (printed, and written as ``grid.md`` beside Ray's
     results) and the capacity x budget map, both per cell over the seeds."""
-    from sigdist.study.grid import (
-        capacity_map_figure,
-        grid_rows,
-        learning_curves_figure,
-        summarize,
-        summary_table,
-    )
+    from mlflow import MlflowClient
+
+    from sigdist.reports.figures import capacity_map_figure, learning_curves_figure
+    from sigdist.reports.grid import grid_rows, summarize, summary_table
+    from sigdist.reports.runs import trial_runs
 
     keys = [k for k in options.grid if k != "seed"]
 
-    def make(results) -> dict[str, Any]:
-        summary = summarize(grid_rows(results, keys), keys)
+    def make(parent_run_id: str) -> dict[str, Any]:
+        runs = trial_runs(options.tracking_uri, parent_run_id)[1]
+        summary = summarize(grid_rows(MlflowClient(options.tracking_uri), runs, keys), keys)
         table = summary_table(summary, keys)
         print("\ngrid (mean ± standard error over seeds; each seed's value in brackets):")
         print(table)
@@ -207,9 +342,8 @@ def grid_report(options: StudyOptions):
         if not summary:
             return {}
         figures = {"learning_curves": learning_curves_figure(summary, keys, title=options.name)}
-        x_key = keys[-1]
-        if len(keys) >= 2 and all(isinstance(e[x_key], int | float) for e in summary):
-            figures["capacity_map"] = capacity_map_figure(summary, x_key=x_key,
+        if len(keys) >= 2 and all(isinstance(e[keys[-1]], int | float) for e in summary):
+            figures["capacity_map"] = capacity_map_figure(summary, x_key=keys[-1],
                                                           line_key=keys[0], title=options.name)
         if "://" not in options.study_dir and os.path.isdir(options.study_dir):
             for name, figure in figures.items():
@@ -231,7 +365,7 @@ def report(options: StudyOptions, results, parent_run_id: str) -> None:
         ui_command,
     )
     if options.grid:
-        figures = grid_report(options)(results)
+        figures = grid_report(options)(parent_run_id)
     else:
         storage_url = optuna_storage_url(options)
         settle_lost_optuna_trials(storage_url, options.name)

@@ -22,6 +22,9 @@ from mlflow.entities import Metric, Param, RunTag
 from ray import tune
 
 from sigdist.config import has_width
+from sigdist.reports.runs import FINAL_CHECKPOINT, trial_runs
+from sigdist.study.trainable import METRICS_FILE
+from sigdist.train import CHECKPOINT_FILE
 
 TRIAL_TAG = "sigdist.trial_id"
 STUDY_TAG = "sigdist.study"
@@ -209,7 +212,7 @@ class MlflowTrialCallback(tune.Callback):
     def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
         run_id = self.run_id(trial)
         with checkpoint.as_directory() as directory:
-            with open(os.path.join(directory, "metrics.json")) as fh:
+            with open(os.path.join(directory, METRICS_FILE)) as fh:
                 metrics = json.load(fh)
             for picture in sorted(os.listdir(directory)):
                 if picture.startswith("samples_step_") and picture.endswith(".png"):
@@ -219,7 +222,7 @@ class MlflowTrialCallback(tune.Callback):
             if value is not None and (best is None or (value < best if self.mode == "min"
                                                        else value > best)):
                 self._best[trial.trial_id] = value
-                self.client.log_artifact(run_id, os.path.join(directory, "checkpoint.pt"),
+                self.client.log_artifact(run_id, os.path.join(directory, CHECKPOINT_FILE),
                                          "best_checkpoint")
                 self.client.log_dict(run_id, metrics, "best_checkpoint/metrics.json")
                 self.client.set_tag(run_id, f"sigdist.best_{self.metric}", str(value))
@@ -287,3 +290,20 @@ class MlflowTrialCallback(tune.Callback):
                 self.client.set_tag(run.info.run_id, LOST_TAG, "the driver stopped before the "
                                     "study saved this trial; the resumed study ran it anew")
                 self.client.set_terminated(run.info.run_id, status="KILLED")
+
+
+def log_final_checkpoints(tracking_uri: str, parent_run_id: str, results) -> None:
+    """Each run's last checkpoint (the trained model at its last step) onto its MLflow child
+    run, where the reports find it."""
+    client = MlflowClient(tracking_uri)
+    by_trial = {run.data.tags.get(TRIAL_TAG): run.info.run_id
+                for run in trial_runs(tracking_uri, parent_run_id)[1]}
+    for result in results:
+        metrics = result.metrics or {}
+        trial_id = metrics.get("trial_id")
+        finished = int(metrics.get("step", 0)) >= int(result.config["train.steps"])
+        if result.checkpoint is None or trial_id not in by_trial or not finished:
+            continue  # a run cut short has no final model
+        with result.checkpoint.as_directory() as directory:
+            client.log_artifact(by_trial[trial_id], os.path.join(directory, CHECKPOINT_FILE),
+                                FINAL_CHECKPOINT)

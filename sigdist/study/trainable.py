@@ -14,10 +14,9 @@ import torch
 from ray import tune
 
 from sigdist.config import from_flat
-from sigdist.plots import save_trainer_samples
-from sigdist.train import DivergenceError, Trainer
+from sigdist.reports.figures import save_trainer_samples
+from sigdist.train import CHECKPOINT_FILE, DivergenceError, Trainer
 
-CHECKPOINT_FILE = "checkpoint.pt"
 METRICS_FILE = "metrics.json"
 
 

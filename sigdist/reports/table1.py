@@ -8,29 +8,24 @@ show exactly the samples that were scored."""
 
 from __future__ import annotations
 
-import math
 import os
-import statistics
 import tempfile
 from collections import defaultdict
 from typing import Any
 
-from sigdist.reproduce import TABLE1_METHODS, child_runs, load_final_trainer
+from sigdist.reports.figures import plt, scatter_figure
+from sigdist.reports.runs import child_runs, load_final_trainer
+from sigdist.reports.stats import mean_se
 
 METRICS = ("modes", "high_quality", "kl")
 LABELS = {"gan": "GAN", "gan_si": "GAN-SI", "sig": "SIG", "vae": "VAE", "veegan": "VEEGAN",
           "unrolled_gan": "Unrolled GAN"}
+METHODS = tuple(LABELS)  # Table 1's rows, in its order: the grid of studies/table1.py
 # The paper's Table 1: means over 5 trials (modes, high quality, KL); GAN-SI has no row there.
 PAPER = {"gan": (4.0, 0.36, 2.87), "vae": (25.0, 0.83, 0.32), "veegan": (23.2, 0.82, 0.38),
          "unrolled_gan": (6.2, 0.42, 1.97), "sig": (25.0, 0.91, 0.14)}
 # PacGAN (Lin et al. 2018) on the same 2-D grid protocol, the numbers this project compares with.
 PACGAN = (24.8, 0.936, 0.04)
-
-
-def mean_se(values: list[float]) -> tuple[float, float]:
-    if len(values) < 2:
-        return float(values[0]), 0.0
-    return statistics.mean(values), statistics.stdev(values) / math.sqrt(len(values))
 
 
 def collect(tracking_uri: str, parent_run_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
@@ -67,9 +62,9 @@ def _fmt(metric: str, value: float) -> str:
 
 
 def markdown(stats: dict[str, dict[str, Any]], figures: dict[str, str], samples: int) -> str:
-    methods = [m for m in TABLE1_METHODS if m in stats]
+    methods = [m for m in METHODS if m in stats]
     lines = ["# Table 1: mode coverage on the 25-Gaussian grid", "",
-             "Measured by `studies/reproduce.py table1` (grid study under Ray Tune, one MLflow "
+             "Measured by `studies/table1.py` (grid study under Ray Tune, one MLflow "
              "child run per method and seed); every number below is read back from MLflow: "
              f"each run's metrics at its last step, on {samples:,} generated points. Mean ± "
              "standard error over the seeds (each seed's value in brackets); the paper's "
@@ -98,30 +93,9 @@ def markdown(stats: dict[str, dict[str, Any]], figures: dict[str, str], samples:
     return "\n".join(lines) + "\n"
 
 
-def scatter_figure(samples, centres, title: str):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    points = samples.double().numpy()
-    fig, ax = plt.subplots(figsize=(4, 4), dpi=110)
-    ax.scatter(points[:, 0], points[:, 1], s=0.3, alpha=0.25, color="tab:blue", linewidths=0)
-    c = centres.numpy()
-    ax.scatter(c[:, 0], c[:, 1], s=12, marker="+", color="red", linewidths=0.6)
-    ax.set_xlim(-6, 6)
-    ax.set_ylim(-6, 6)
-    ax.set_aspect("equal")
-    ax.set_title(title, fontsize=9)
-    ax.tick_params(labelsize=7)
-    fig.tight_layout()
-    return fig
-
-
 def table1_report(tracking_uri: str, parent_run_ids: list[str], out: str) -> list[str]:
     """Write ``out/table1.md`` and ``out/table1_<method>.png`` from the studies' MLflow runs;
     return the paths written."""
-    import matplotlib.pyplot as plt
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri)
@@ -129,7 +103,7 @@ def table1_report(tracking_uri: str, parent_run_ids: list[str], out: str) -> lis
     stats = summary(runs)
     figures, written = {}, []
     with tempfile.TemporaryDirectory() as scratch:
-        for method in (m for m in TABLE1_METHODS if runs.get(m)):
+        for method in (m for m in METHODS if runs.get(m)):
             record = runs[method][0]
             trainer = load_final_trainer(client, record["run_id"], scratch)
             samples = trainer.generate(trainer.cfg.run.eval_samples)

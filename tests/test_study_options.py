@@ -1,0 +1,94 @@
+"""Every study script builds its options through the one driver (``sigdist.study.script``): the
+same checks, names and paths for the sweeps, the grid studies and the paper's tables. Nothing
+here starts Ray: the options are built as ``main`` builds them, before it starts anything."""
+
+import importlib.util
+import os
+import time
+
+import pytest
+from studyrun import ROOT, run_script
+
+from sigdist.study.script import StudyScript, build_options, parse_args
+
+
+def load_scripts() -> dict[str, StudyScript]:
+    """Each ``studies/*.py`` file's StudyScript, by file name."""
+    scripts = {}
+    for path in sorted((ROOT / "studies").glob("*.py")):
+        spec = importlib.util.spec_from_file_location(f"study_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)  # not __main__: defines, runs nothing
+        found = [v for v in vars(module).values() if isinstance(v, StudyScript)]
+        if found:
+            scripts[path.stem] = found[0]
+    return scripts
+
+
+SCRIPTS = load_scripts()
+
+
+def test_every_study_is_a_study_script_of_the_one_driver():
+    assert set(SCRIPTS) == {"cifar10_sweep", "figure1", "gmm25_push", "gmm25_sweep",
+                            "mnist3_capacity_map", "mnist3_sweep", "mnist3_table2", "table1"}
+
+
+def options_for(name: str, tmp_path, *flags: str):
+    script = SCRIPTS[name]
+    argv = ["--smoke-test", "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db",
+            "--set", f"data.root={tmp_path / 'data'}", *flags]
+    if script.data_name == "mnist3":
+        argv += ["--set", "data.source=mnist-5k"]
+    parser, args = parse_args(script, argv)
+    return build_options(script, args, parser)[0]
+
+
+@pytest.mark.parametrize("name", sorted(SCRIPTS))
+def test_a_cloud_storage_path_reaches_tune_as_it_is(name, tmp_path):
+    options = options_for(name, tmp_path, "--storage-path", "s3://bucket/studies")
+    assert options.storage_path == "s3://bucket/studies"
+    assert options.study_dir == "s3://bucket/studies/" + options.name
+
+
+@pytest.mark.parametrize("name", sorted(SCRIPTS))
+def test_resume_without_a_name_takes_the_latest_study_of_that_script(name, tmp_path):
+    storage = tmp_path / "ray"
+    experiment = SCRIPTS[name].prefix + "_smoke"
+    # two studies of this script, the second newer; a newer one of another script
+    for index, study in enumerate((f"{experiment}-1", f"{experiment}-2", "other_smoke-3")):
+        (storage / study).mkdir(parents=True)
+        (storage / study / "tuner.pkl").write_bytes(b"")
+        os.utime(storage / study / "tuner.pkl", (time.time() + index, time.time() + index))
+    options = options_for(name, tmp_path, "--storage-path", str(storage), "--resume")
+    assert options.resume and options.name == f"{experiment}-2"
+
+
+def test_resume_without_a_name_under_a_cloud_path_exits_2(tmp_path, capsys):
+    with pytest.raises(SystemExit) as ended:
+        options_for("table1", tmp_path, "--storage-path", "s3://bucket/x", "--resume")
+    assert ended.value.code == 2
+    assert "--resume: give --name for a study under s3://bucket/x" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("script", "flags"), [
+    ("mnist3_sweep.py", ["--set", "method=vae"]),  # an Optuna study, the method pinned
+    ("mnist3_table2.py", ["--set", "method=veegan"]),  # a grid study, the method pinned
+])
+def test_a_method_the_data_set_cannot_take_exits_2_before_ray(tmp_path, script, flags):
+    result = run_script(script, "--smoke-test", *flags, "--storage-path", str(tmp_path / "ray"),
+                        "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1].endswith(
+        "with data.name='mnist3'; allowed data for "
+        f"{flags[1].split('=')[1]}: gmm25, ring, ring_noise")
+    assert not (tmp_path / "ray").exists() and not (tmp_path / "mlflow.db").exists()
+
+
+def test_a_grid_cell_the_data_set_cannot_take_exits_2_naming_the_cell(tmp_path):
+    result = run_script("table1.py", "--smoke-test", "--set", "data.name=mnist3",
+                        "--storage-path", str(tmp_path / "ray"),
+                        "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "grid cell method=vae: config key 'method': got 'vae' with data.name='mnist3'" in \
+        result.stderr
+    assert not (tmp_path / "ray").exists() and not (tmp_path / "mlflow.db").exists()
