@@ -13,13 +13,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
 from sigdist.config import from_flat  # noqa: E402
 from sigdist.train import Trainer  # noqa: E402
 

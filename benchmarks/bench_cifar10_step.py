@@ -20,18 +20,13 @@ import argparse
 import json
 import os
 import statistics
-import sys
-from pathlib import Path
 
 import torch
+from bench_gan_si_step import timed_step  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
 from sigdist.config import from_flat  # noqa: E402
 from sigdist.data.cifar10 import Cifar10  # noqa: E402
 from sigdist.train import Trainer  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_gan_si_step import timed_step  # noqa: E402
 
 METHODS = ("gan", "gan_si", "wgan_gp", "wgan_gp_si")
 PAIRS = (("gan_si", "gan"), ("wgan_gp_si", "wgan_gp"))

@@ -28,7 +28,6 @@ from pathlib import Path
 
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
 from study_bench import add_trial_flags, fit_tracked, flat_config, shown_config  # noqa: E402
 
 from sigdist.config import ConfigError  # noqa: E402

@@ -81,7 +81,6 @@ def child(mode: str, samples: int) -> dict:
     import numpy as np
     import torch
 
-    sys.path.insert(0, str(ROOT))
     from sigdist.config import from_flat
     from sigdist.data.cifar10 import Cifar10
     from sigdist.metrics.fidelity import FidelityScorer

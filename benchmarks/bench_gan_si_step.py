@@ -22,14 +22,11 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
 from sigdist.config import Config  # noqa: E402
 from sigdist.train import Trainer  # noqa: E402
 

@@ -37,7 +37,6 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
 from sigdist.losses import sig_loss  # noqa: E402
 
 VARIANTS = ("naive", "ours")

@@ -24,14 +24,9 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_cifar10_step import METHODS, measure  # noqa: E402
 
 from sigdist.config import from_flat  # noqa: E402

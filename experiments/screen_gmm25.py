@@ -2,7 +2,7 @@
 on a many-core machine without Ray or MLflow: the check of a study's best settings over 5
 seeds (Table 1's protocol: 50,000 samples, mean and standard error over seeds).
 
-    python benchmarks/screen_gmm25.py --settings settings.json [--seeds 0 1 2 3 4]
+    python experiments/screen_gmm25.py --settings settings.json [--seeds 0 1 2 3 4]
         [--workers 15] [--jsonl OUT.jsonl]
 
 ``settings.json`` maps a name to flat config keys (``{"sig_s0.2": {"method": "sig",

@@ -6,7 +6,7 @@
 # First the step time of each width on the GPU. Where Ray is installed,
 # `python studies/mnist3_table2.py --gpus-per-trial 0.125` runs Table 2 through the study
 # system, tracked in MLflow.
-#   OUT=results STEPS=20000 EVERY=2000 LIMIT_S=450 bash benchmarks/gpu_table2.sh
+#   OUT=results STEPS=20000 EVERY=2000 LIMIT_S=450 bash experiments/gpu_table2.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-results}; STEPS=${STEPS:-20000}; EVERY=${EVERY:-2000}; LIMIT_S=${LIMIT_S:-450}
@@ -23,11 +23,11 @@ common=(--methods gan gan_si --seeds 0 1 2 --set data.name=mnist3 --set data.sou
         --set "train.steps=$STEPS" --set "run.eval_every=$EVERY")
 start=$(date +%s)
 # shellcheck disable=SC2086
-timeout "$LIMIT_S" "$PYTHON" benchmarks/compare_methods.py "${common[@]}" --widths $CPU_WIDTHS \
+timeout "$LIMIT_S" "$PYTHON" experiments/compare_methods.py "${common[@]}" --widths $CPU_WIDTHS \
     --device cpu --workers "$CPU_WORKERS" --progress "$OUT/cpu_progress.jsonl" \
     --json "$OUT/cpu_runs.json" > "$OUT/cpu_table.txt" 2>&1 &
 # shellcheck disable=SC2086
-timeout "$LIMIT_S" "$PYTHON" benchmarks/compare_methods.py "${common[@]}" --widths $GPU_WIDTHS \
+timeout "$LIMIT_S" "$PYTHON" experiments/compare_methods.py "${common[@]}" --widths $GPU_WIDTHS \
     --device "$DEVICE" --workers "$GPU_WORKERS" --progress "$OUT/gpu_progress.jsonl" \
     --json "$OUT/gpu_runs.json" > "$OUT/gpu_table.txt" 2>&1 &
 wait

@@ -2,7 +2,7 @@
 seeds) for each method with the same seeds, steps and networks. Table 1 on the 25-Gaussian grid
 (default), Table 2 with ``--set data.name=mnist3 --sizes S M L``.
 
-    python benchmarks/compare_methods.py [--methods sig gan gan_si] [--seeds 0 1 2 3 4]
+    python experiments/compare_methods.py [--methods sig gan gan_si] [--seeds 0 1 2 3 4]
         [--sizes S M L] [--set KEY=VALUE ...] [--workers 2] [--threads 1] [--device cpu]
         [--json OUT]
 
@@ -18,12 +18,9 @@ import argparse
 import json
 import multiprocessing
 import statistics
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
 
 PAPER = {  # the paper's means over 5 trials: modes, high quality, KL
     ("gmm25", "gan"): (4.0, 0.36, 2.87), ("gmm25", "sig"): (25.0, 0.91, 0.14),

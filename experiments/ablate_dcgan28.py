@@ -2,7 +2,7 @@
 at a time, each a short seeded DCGAN run (the project's own GAN step, data and Table 2 metrics,
 26,000 samples), and print the table that docs/stacked_mnist.md reports.
 
-    python benchmarks/ablate_dcgan28.py [--steps 800] [--seeds 0] [--workers 2] [--json OUT]
+    python experiments/ablate_dcgan28.py [--steps 800] [--seeds 0] [--workers 2] [--json OUT]
         [--only NAME ...]
 
 Every variant is described by the switches of :class:`Arch`; the walk starts at the pair the
@@ -15,13 +15,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
 
 
 @dataclass(frozen=True)

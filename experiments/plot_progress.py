@@ -2,25 +2,18 @@
 (one line per evaluation): per method and width, mean ± standard error over seeds at every
 step reached by all seeds, the learning curves and the capacity x budget map.
 
-    python benchmarks/plot_progress.py FILE.jsonl [FILE.jsonl ...] --out DIR [--title T]
+    python experiments/plot_progress.py FILE.jsonl [FILE.jsonl ...] --out DIR [--title T]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections import defaultdict
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
-
-from sigdist.study.grid import (  # noqa: E402
-    capacity_map_figure,
-    learning_curves_figure,
-    summarize,
-    summary_table,
-)
+from sigdist.reports.figures import capacity_map_figure, learning_curves_figure
+from sigdist.reports.grid import summarize, summary_table
 
 KEYS = ("method", "model.width_g")
 
