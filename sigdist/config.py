@@ -111,8 +111,8 @@ class ModelConfig:
 @dataclass(frozen=True)
 class LossConfig:
     lam: float = field(default=1.0, metadata=_range(0.0, high=1e4, help=(
-        "lambda, the weight of L_K in the -SI generator losses (Algorithm 1); plain GAN and "
-        "WGAN-GP ignore it (their sig_weight is 0)")))
+        "lambda, the weight of L_K in the generator's loss: chosen for the -SI methods "
+        "(Algorithm 1); set to 1 for sig (Lemma 1) and 0 for the others, whatever is given")))
     k: int = field(default=1024, metadata=_range(1, high=65_536, help=(
         "K, generated samples per step, shared by the adversarial term and L_K")))
     sigma: float = field(default=0.2, metadata=_range(0.0, low_open=True, high=1e3, help=(
@@ -199,20 +199,16 @@ class Config:
         """Whether the method trains a discriminator (or critic) beside the generator."""
         return self.method in ADVERSARIAL_METHODS
 
-    @property
-    def sig_weight(self) -> float:
-        """The weight of L_K in the generator's loss: 1 for SIG (Lemma 1), ``loss.lam`` for the
-        -SI methods (Algorithm 1), 0 for the others (plain GAN, WGAN-GP, the baselines)."""
-        if self.method in SEMI_IMPLICIT_METHODS:
-            return self.loss.lam
-        return 1.0 if self.method == "sig" else 0.0  # plain GANs and the baselines: none
-
     def replace(self, **flat_updates: Any) -> Config:
         """A validated copy with some dotted keys changed: ``cfg.replace(**{"loss.k": 64})``.
         Keys that follow a changed one follow it: the widths of a new ``model.size``, and the
         data set's own defaults (:func:`data_defaults`) of a new ``data.name``, under every key
-        whose value here differs from the old data set's default."""
+        whose value here differs from the old data set's default; and ``loss.lam`` of a new
+        -SI method, where the old method fixed it (:func:`_resolve_lam`)."""
         flat = self.to_flat()
+        if (flat_updates.get("method", self.method) in SEMI_IMPLICIT_METHODS
+                and self.method not in SEMI_IMPLICIT_METHODS and "loss.lam" not in flat_updates):
+            del flat["loss.lam"]
         name = flat_updates.get("data.name", self.data.name)
         if name != self.data.name:
             old_defaults = from_flat({"data.name": self.data.name}).to_flat()
@@ -284,7 +280,17 @@ def from_flat(flat: dict[str, Any]) -> Config:
         top[group] = dataclasses.replace(getattr(Config(), group), **values)
     cfg = Config(**top)
     _check_combination(cfg)
-    return cfg
+    return _resolve_lam(cfg)
+
+
+def _resolve_lam(cfg: Config) -> Config:
+    """``loss.lam`` as the weight of L_K the method descends: as given (and checked) for the
+    -SI methods, 1 for SIG (its loss is L_K alone), 0 for the rest; one value wherever the
+    config goes."""
+    if cfg.method in SEMI_IMPLICIT_METHODS:
+        return cfg
+    lam = 1.0 if cfg.method == "sig" else 0.0
+    return dataclasses.replace(cfg, loss=dataclasses.replace(cfg.loss, lam=lam))
 
 
 # Dimensions of one data point where a memory bound depends on it (the toys have 1 or 2).

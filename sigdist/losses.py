@@ -196,7 +196,7 @@ def semi_implicit_generator_loss(
     """GAN-SI / WGAN-GP-SI generator loss (Section 3, Algorithm 1): adversarial + lam * L_K.
 
     L_K is ``sig_loss(x, fake)`` on the same K generated samples that the adversarial loss
-    scored. (Plain GAN and WGAN-GP do not call this: ``Config.sig_weight`` is 0 for them.)
+    scored. (Plain GAN and WGAN-GP do not call this: their ``loss.lam`` is 0.)
     """
     if lam < 0:
         raise ValueError(f"lam must be >= 0, got {lam!r}")

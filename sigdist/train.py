@@ -196,7 +196,7 @@ class Trainer:
     def _generator_update(self, x: torch.Tensor, fake: torch.Tensor,
                           adversarial: torch.Tensor) -> dict[str, torch.Tensor]:
         """Algorithm 1, last line: G descends adversarial loss + lam * L_K on the same K samples."""
-        cfg, lam = self.cfg.loss, self.cfg.sig_weight
+        cfg, lam = self.cfg.loss, self.cfg.loss.lam
         loss_g = adversarial  # plain GAN / WGAN-GP: no SIG term, nothing computed for it
         if lam > 0:
             loss_g = losses.semi_implicit_generator_loss(

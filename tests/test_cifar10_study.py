@@ -54,8 +54,8 @@ def test_smoke_sweep_tracks_is_fid_and_samples_per_evaluation(cifar10_smoke):
         params = child.data.params
         assert params["data.name"] == "cifar10" and params["data.stand_in"] == "True"
         assert params["metrics.extractor"] == "stand-in" and params["method"] in METHODS
-        # the plain arms' weight of L_K is 0 whatever loss.lam says
-        assert (float(params["sig_weight"]) == 0.0) == (not params["method"].endswith("_si"))
+        # the plain arms' weight of L_K is 0, the -SI arms' as searched
+        assert (float(params["loss.lam"]) == 0.0) == (not params["method"].endswith("_si"))
         assert child.info.status in TERMINAL
         fid = client.get_metric_history(child.info.run_id, "fid")
         score = client.get_metric_history(child.info.run_id, "inception_score")

@@ -39,7 +39,7 @@ def test_config_is_frozen():
 
 
 def test_missing_keys_take_defaults_and_int_widens_to_float():
-    cfg = from_flat({"loss.lam": 2})
+    cfg = from_flat({"method": "gan_si", "loss.lam": 2})
     assert cfg.loss.lam == 2.0 and isinstance(cfg.loss.lam, float)
     assert cfg.train.steps == Config().train.steps
 
@@ -178,7 +178,19 @@ def test_replace_of_the_data_set_brings_its_defaults_as_the_command_line_does():
     assert moved.replace(**{"data.name": "gmm25"}) == chosen  # and back again
 
 
-def test_sig_weight_says_how_much_of_l_k_each_method_descends():
-    weights = {method: from_flat({"method": method, "loss.lam": 0.3}).sig_weight
-               for method in ("sig", "gan", "gan_si", "wgan_gp", "wgan_gp_si")}
-    assert weights == {"sig": 1.0, "gan": 0.0, "gan_si": 0.3, "wgan_gp": 0.0, "wgan_gp_si": 0.3}
+def test_lam_is_the_weight_of_l_k_each_method_descends():
+    weights = {method: from_flat({"method": method, "loss.lam": 0.3}).loss.lam
+               for method in ("sig", "gan", "gan_si", "wgan_gp", "wgan_gp_si", "vae")}
+    assert weights == {"sig": 1.0, "gan": 0.0, "gan_si": 0.3, "wgan_gp": 0.0, "wgan_gp_si": 0.3,
+                       "vae": 0.0}
+    assert from_flat({"method": "gan"}).to_flat()["loss.lam"] == 0.0  # what a run logs
+
+
+def test_a_new_si_method_takes_its_data_sets_lam_where_the_old_method_fixed_it():
+    plain = from_flat({"data.name": "mnist3", "method": "gan"})
+    assert plain.loss.lam == 0.0
+    assert plain.replace(method="gan_si").loss.lam == 0.1  # mnist3's lam, not the plain 0
+    assert plain.replace(method="gan_si", **{"loss.lam": 2.0}).loss.lam == 2.0
+    tuned = from_flat({"method": "wgan_gp_si", "loss.lam": 0.3})
+    assert tuned.replace(method="gan_si").loss.lam == 0.3  # an -SI method's lam is kept
+    assert tuned.replace(method="gan").replace(method="gan_si").loss.lam == 1.0

@@ -29,9 +29,10 @@ def test_capacity_map_smoke_logs_every_cell_and_the_map(tmp_path, mnist_root):
     assert len(children) == 4 and all(c.info.status == "FINISHED" for c in children)
     cells = {(c.data.params["method"], c.data.params["model.width_g"]) for c in children}
     assert cells == {(m, w) for m in ("gan", "gan_si") for w in ("0.25", "0.5")}
-    for child in children:  # the discriminator's width follows the generator's
-        assert child.data.params["model.width_d"] == child.data.params["model.width_g"]
-        assert child.data.params["model.size"] == "custom"
+    for child in children:  # the discriminator's width follows the generator's, and the size
+        params = child.data.params  # names the preset those widths make (M: 0.25, 0.25)
+        assert params["model.width_d"] == params["model.width_g"]
+        assert params["model.size"] == ("M" if params["model.width_g"] == "0.25" else "custom")
         assert [m.step for m in client.get_metric_history(child.info.run_id, "modes")] == [4, 8]
     # the printed table: one line per cell and budget, equal to what MLflow holds at step 8
     lines = _grid_lines(result.stdout)

@@ -22,7 +22,7 @@ SWEEP = REPO / "studies" / "gmm25_sweep.py"
 STUDY = "gmm25_sweep_smoke"
 PARENT_TAG = "mlflow.parentRunId"
 
-PARAMS = ("sig_weight", "loss.lam", "loss.k", "model.size")
+PARAMS = ("method", "loss.lam", "loss.k", "model.size")
 METRICS = ("modes", "kl")
 
 
@@ -96,8 +96,8 @@ class ComparePage:
 @pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"no Chromium at {CHROMIUM}")
 def test_the_printed_url_shows_each_trials_params_and_metrics(study_store, tmp_path: Path):
-    """The URL the study printed, opened without a click, shows every trial's lam (its SIG
-    weight, and loss.lam), K, size, modes and KL."""
+    """The URL the study printed, opened without a click, shows every trial's method, lam, K,
+    size, modes and KL."""
     from mlflow import MlflowClient
 
     study_store, printed_url = study_store

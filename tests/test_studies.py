@@ -68,8 +68,7 @@ def test_smoke_sweep_tracks_each_trial_as_a_child_run(gmm25_smoke):
     assert len(children) == 4
     for child in children:  # named by what tells them apart (the grid's MLP has no width)
         params = child.data.params
-        weight = float(params["sig_weight"])
-        assert "sig_weight" not in child.data.metrics  # a param, reported only for the table
+        weight = float(params["loss.lam"])
         assert child.info.run_name.endswith(
             f" {params['method']} lam={weight:.3g} k={params['loss.k']}")
     assert parent.info.status == "FINISHED"
@@ -90,10 +89,9 @@ def test_smoke_sweep_tracks_each_trial_as_a_child_run(gmm25_smoke):
         row = next(r for r in rows if r["run_id"] == child.info.run_id)
         # (MLflow's table keeps 10 significant digits)
         assert row["kl"] == pytest.approx(child.data.metrics["kl"], rel=1e-9)
-        assert row["lam"] == pytest.approx(float(params["sig_weight"]), rel=1e-9)
-        # the full flat config, as strings, and the method's weight of L_K
-        assert float(params.pop("sig_weight")) == (
-            0.0 if params["method"] == "gan" else float(params["loss.lam"]))
+        assert row["lam"] == pytest.approx(float(params["loss.lam"]), rel=1e-9)
+        # the full flat config as resolved, as strings: plain GAN's lam is 0, gan_si's searched
+        assert (float(params["loss.lam"]) == 0) == (params["method"] == "gan")
         assert set(params) == keys
         # ... that parses back into a valid config
         config = from_flat(dict(parse_assignment(f"{k}={v}") for k, v in params.items()))

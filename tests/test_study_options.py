@@ -89,6 +89,6 @@ def test_a_grid_cell_the_data_set_cannot_take_exits_2_naming_the_cell(tmp_path):
                         "--storage-path", str(tmp_path / "ray"),
                         "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db", cwd=tmp_path)
     assert result.returncode == 2, result.stderr[-2000:]
-    assert "grid cell method=vae: config key 'method': got 'vae' with data.name='mnist3'" in \
-        result.stderr
+    assert ("grid cell method=vae, seed=0: config key 'method': got 'vae' with "
+            "data.name='mnist3'") in result.stderr
     assert not (tmp_path / "ray").exists() and not (tmp_path / "mlflow.db").exists()

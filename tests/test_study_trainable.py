@@ -5,6 +5,7 @@ import pytest
 ray = pytest.importorskip("ray")
 from ray import tune  # noqa: E402
 
+from sigdist.config import from_flat  # noqa: E402
 from sigdist.study.trainable import train_sigdist  # noqa: E402
 
 TINY = {"method": "gan_si", "train.steps": 20, "train.batch_size": 32, "loss.k": 32,
@@ -59,10 +60,11 @@ def test_optuna_search_explores_lam_k_size_with_a_gan_baseline(local_ray, tmp_pa
     from sigdist.study.search import optuna_searcher
 
     size_s = {"model.size": "S", "model.width_g": 0.125, "model.width_d": 0.125}
-    searcher = optuna_searcher(space, "kl", "min", seed=0, pinned=size_s)
+    base = from_flat({**TINY, "train.steps": 10, **size_s}).to_flat()
+    searcher = optuna_searcher(space, "kl", "min", seed=0, base=base, pinned=size_s)
     tuner = tune.Tuner(
         tune.with_resources(train_sigdist, {"cpu": 1}),
-        param_space={**TINY, "train.steps": 10, **size_s},
+        param_space=base,
         tune_config=tune.TuneConfig(search_alg=searcher, num_samples=6, max_concurrent_trials=2),
         run_config=tune.RunConfig(name="optuna", storage_path=str(tmp_path), verbose=0),
     )
@@ -71,8 +73,9 @@ def test_optuna_search_explores_lam_k_size_with_a_gan_baseline(local_ray, tmp_pa
     configs = [r.config for r in results]
     assert {c["loss.k"] for c in configs} <= {16, 32}
     assert {c["method"] for c in configs} == {"gan", "gan_si"}
-    for c in configs:  # the baseline arm is the plain GAN, the other arm a searched lambda
-        assert c["method"] == "gan" or 1e-2 <= c["loss.lam"] <= 10.0
+    for c in configs:  # the baseline arm is the plain GAN (lam 0), the other a searched lam
+        assert c["loss.lam"] == 0.0 if c["method"] == "gan" else 1e-2 <= c["loss.lam"] <= 10.0
+        assert c == from_flat(c).to_flat()  # resolved once, at the proposal
         # the pinned size is never suggested (the space would choose S or M): it stays S
         assert {k: c[k] for k in size_s} == size_s
     assert results.get_best_result("kl", "min").metrics["kl"] == min(

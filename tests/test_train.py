@@ -79,7 +79,7 @@ def test_gan_si_differs_from_gan_only_in_the_generator_loss():
     gan = Trainer(_cfg(method="gan", **{"loss.lam": 2.0}))
     gan_si = Trainer(_cfg(method="gan_si", **{"loss.lam": 2.0}))
     gan_si_zero = Trainer(_cfg(method="gan_si", **{"loss.lam": 0.0}))
-    assert gan.cfg.sig_weight == 0.0 and gan_si.cfg.sig_weight == 2.0
+    assert gan.cfg.loss.lam == 0.0 and gan_si.cfg.loss.lam == 2.0
     plain, regularised = gan.train_step(), gan_si.train_step()
     gan_si_zero.train_step()
     assert "loss_sig" not in plain and regularised["loss_sig"] > 0

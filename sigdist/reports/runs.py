@@ -18,7 +18,7 @@ def trial_runs(tracking_uri: str, parent_run_id: str):
 
 
 def trials_frame(runs):
-    """One row per trial run: its name, status, lam (the SIG weight), K, size, width and last
+    """One row per trial run: its name, status, lam, K, size, width and last
     modes / KL / high quality / IS / FID, for ``mlflow.log_table`` and the lam figure."""
     import pandas as pd
 
@@ -29,7 +29,7 @@ def trials_frame(runs):
                      "status": run.info.status,
                      "stopped_early": run.data.tags.get("sigdist.stopped_early", ""),
                      "method": params.get("method"),
-                     "lam": float(params.get("sig_weight", "nan")),
+                     "lam": float(params.get("loss.lam", "nan")),
                      "k": int(params.get("loss.k", 0)), "size": params.get("model.size"),
                      "width": float(params.get("model.width_g", "nan")),
                      **{name: metrics.get(name) for name in (

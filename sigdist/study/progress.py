@@ -7,12 +7,9 @@ from typing import Any
 
 from sigdist.config import has_width
 
-PARAMETER_COLUMNS = {"method": "method", "loss.k": "K", "model.size": "size",
-                     "model.width_g": "width"}
+PARAMETER_COLUMNS = {"method": "method", "loss.lam": "lam", "loss.k": "K",
+                     "model.size": "size", "model.width_g": "width"}
 SIZE_KEYS = ("model.size", "model.width_g")
-# lam is the weight of L_K the trial's method gives (Config.sig_weight: 0 for plain GAN
-# whatever loss.lam says), which the trainable reports with its metrics
-LAM_COLUMN = {"sig_weight": "lam"}
 METRIC_COLUMNS = {"step": "step", "modes": "modes", "kl": "KL", "high_quality": "HQ"}
 FIDELITY_COLUMNS = {"step": "step", "inception_score": "IS", "fid": "FID"}  # CIFAR-10
 
@@ -32,8 +29,5 @@ def progress_reporter(options: Any):
     if "seed" in options.grid:
         columns["seed"] = "seed"
     metrics = FIDELITY_COLUMNS if "fid" in options.metrics else METRIC_COLUMNS
-    lam_keys = {"method", "loss.lam"}
-    if not lam_keys <= set(options.pinned) or lam_keys & set(options.grid):
-        metrics = {**LAM_COLUMN, **metrics}
     return CLIReporter(parameter_columns=columns or used, metric_columns=metrics,
                        max_report_frequency=30, print_intermediate_tables=True)

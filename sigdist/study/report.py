@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 # (title, config key or metric, width, format): trials' configs, then their last metrics
-CONFIG_COLUMNS = (("method", "method", 8, "s"), ("lam", "sig_weight", 8, ".3g"),
+CONFIG_COLUMNS = (("method", "method", 8, "s"), ("lam", "loss.lam", 8, ".3g"),
                   ("k", "loss.k", 5, "d"), ("size", "model.size", 6, "s"),
                   ("width", "model.width_g", 6, ".3g"))
 METRIC_COLUMNS = (("modes", "modes", 6, ".0f"), ("kl", "kl", 8, ".3f"),
@@ -23,11 +23,8 @@ COLUMNS_BY_METRIC = {"kl": METRIC_COLUMNS, "fid": FIDELITY_COLUMNS}
 
 
 def _rows(results, metric: str = "kl") -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    """(config with its ``sig_weight``, last metrics) of every trial that reported."""
-    from sigdist.study.tracking import sig_weight
-
-    return [({**r.config, "sig_weight": sig_weight(r.config)}, r.metrics)
-            for r in results if r.metrics and metric in r.metrics]
+    """(config, last metrics) of every trial that reported."""
+    return [(r.config, r.metrics) for r in results if r.metrics and metric in r.metrics]
 
 
 def outcome_counts(results) -> dict[str, int]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import functools
 import glob
+import itertools
 import os
 import re
 import time
@@ -14,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sigdist.config import ConfigError, from_flat, parse_assignment
-from sigdist.sizes import WIDTH_KEYS, WIDTH_PRESETS
+from sigdist.sizes import WIDTH_KEYS
 
 SpaceFn = Any  # sigdist.study.search.SpaceFn (imported lazily: Optuna loads with Ray)
 
@@ -224,36 +225,54 @@ def open_study_run(options: StudyOptions) -> str:
                            | options.base)
 
 
-def _value_of(key: str, config: dict[str, Any]) -> Any:
-    return config[key]
+def resolve_grid(base: dict[str, Any], grid: dict[str, tuple], *,
+                 tied: dict[str, str] | None = None,
+                 per_value: dict[str, dict[Any, dict[str, Any]]] | None = None,
+                 pins: dict[str, Any] | None = None) -> dict[tuple, dict[str, Any]]:
+    """Every cell of a grid resolved once into its trial's flat config, keyed by the cell's
+    grid values (in ``grid``'s key order): ``base`` with the cell's values, its tied and
+    per-value keys, and what follows them (a preset's widths, a data set's defaults, the lam
+    of a method), the user's ``pins`` kept. A cell that is no valid config raises
+    :class:`ConfigError` naming it."""
+    common, keys = from_flat(base), list(grid)
+    cells = {}
+    for values in itertools.product(*grid.values()):
+        cell = dict(zip(keys, values, strict=True))
+        for key, source in (tied or {}).items():
+            cell[key] = cell.get(source, base[source])
+        for key, value in list(cell.items()):
+            cell = {**(per_value or {}).get(key, {}).get(value, {}), **cell}
+        try:
+            cells[values] = common.replace(**{**cell, **(pins or {})}).to_flat()
+        except ConfigError as err:
+            shown = ", ".join(f"{k}={v}" for k, v in cell.items())
+            raise ConfigError(f"grid cell {shown}: {err}") from None
+    return cells
 
 
-def _per_value(grid_key: str, key: str, values: dict[Any, dict[str, Any]], default: Any,
-               config: dict[str, Any]) -> Any:
-    return values.get(config[grid_key], {}).get(key, default)
-
-
-def _preset_width(key: str, config: dict[str, Any]) -> float:
-    return dict(zip(WIDTH_KEYS, WIDTH_PRESETS[config["model.size"]], strict=True))[key]
+def _cell_value(grid_keys: tuple[str, ...], table: dict[tuple, Any], config: dict[str, Any]
+                ) -> Any:
+    return table[tuple(config[key] for key in grid_keys)]
 
 
 def param_space(options: StudyOptions) -> dict[str, Any]:
-    """The trials' common config, with a grid study's grid and tied keys as Ray Tune specs."""
+    """The trials' common config; for a grid study, its grid, and every key whose resolved
+    value differs between cells read from the cells resolved once (:func:`resolve_grid`)."""
     from ray import tune
 
     space: dict[str, Any] = dict(options.base)
+    if not options.grid:
+        return space
+    cells = resolve_grid(options.base, options.grid, tied=options.tied,
+                         per_value=options.per_value, pins=pinned_values(options))
+    grid_keys = tuple(options.grid)
     for key, values in options.grid.items():
         space[key] = tune.grid_search(list(values))
-    for key, source in options.tied.items():
-        # a partial of a module-level function pickles with the study's state
-        space[key] = tune.sample_from(functools.partial(_value_of, source))
-    for grid_key, values in options.per_value.items():
-        for key in sorted({k for keys in values.values() for k in keys}):
-            space[key] = tune.sample_from(functools.partial(
-                _per_value, grid_key, key, values, options.base[key]))
-    if "model.size" in options.grid:  # a preset's widths follow it
-        for key in WIDTH_KEYS:
-            space[key] = tune.sample_from(functools.partial(_preset_width, key))
+    for key, value in options.base.items():
+        table = {cell: flat[key] for cell, flat in cells.items()}
+        if key not in options.grid and any(v != value for v in table.values()):
+            # a partial of a module-level function pickles with the study's state
+            space[key] = tune.sample_from(functools.partial(_cell_value, grid_keys, table))
     return space
 
 
@@ -282,7 +301,8 @@ def build_tuner(options: StudyOptions, parent_run_id: str, *, verbose: int = 1,
     if options.space is not None and not options.grid:
         searcher = optuna_searcher(options.space, options.metrics, options.modes,
                                    seed=options.seed, storage_url=optuna_storage_url(options),
-                                   study_name=options.name, pinned=pinned_values(options))
+                                   study_name=options.name, base=options.base,
+                                   pinned=pinned_values(options))
         # Each report is one evaluation; ASHA compares trials at equal numbers of evaluations.
         steps, every = options.base["train.steps"], options.base["run.eval_every"]
         max_t = max(1, -(-steps // every))

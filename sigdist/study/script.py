@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sigdist.config import ConfigError
 from sigdist.study.runner import (
     OBJECTIVES,
     SpaceFn,
@@ -22,6 +23,7 @@ from sigdist.study.runner import (
     pinned_values,
     prepare_storage,
     prepare_tracking,
+    resolve_grid,
     run_study,
     study_name,
     study_parser,
@@ -133,7 +135,11 @@ def build_options(script: StudyScript, args: argparse.Namespace,
     if profile.grid and not grid:
         parser.error("--set pins every key of the grid: " + ", ".join(profile.grid)
                      + "; nothing is left to compare (run `sigdist train` for one run)")
-    check_grid(base, grid, per_value, parser)
+    try:  # every cell is a valid config (a method the data set cannot take: exit 2)
+        resolve_grid(base, grid, tied=tied, per_value=per_value,
+                     pins={k: base[k] for k in pinned})
+    except ConfigError as err:
+        parser.error(str(err))
     if profile.space is not None and not profile.grid:
         from sigdist.study.search import searched_keys
 
@@ -164,27 +170,6 @@ def build_options(script: StudyScript, args: argparse.Namespace,
         space=None if profile.grid else profile.space, pinned=pinned, grid=grid, tied=tied,
         per_value=per_value, objectives=script.objectives, profile=kind)
     return options, lock
-
-
-def check_grid(base: dict[str, Any], grid: dict[str, tuple],
-               per_value: dict[str, dict[Any, dict[str, Any]]],
-               parser: argparse.ArgumentParser) -> None:
-    """Every cell of a grid is a valid config (a method the data set cannot take, a value out
-    of range): exit 2 naming the cell, before Ray starts."""
-    import itertools
-
-    from sigdist.config import ConfigError, from_flat
-
-    common = from_flat(base)
-    keys = [key for key in grid if key != "seed"]  # seeds change no constraint
-    for values in itertools.product(*(grid[key] for key in keys)):
-        cell = dict(zip(keys, values, strict=True))
-        for key, value in cell.items():
-            cell = {**per_value.get(key, {}).get(value, {}), **cell}
-        try:
-            common.replace(**cell)  # as a trial resolves it: a preset's widths follow it
-        except ConfigError as err:
-            parser.error(f"grid cell {', '.join(f'{k}={v}' for k, v in cell.items())}: {err}")
 
 
 def describe(options: StudyOptions) -> str:
@@ -391,5 +376,5 @@ def report(options: StudyOptions, results, parent_run_id: str) -> None:
     if url:
         if options.tracking_uri.startswith(("http://", "https://")):
             url = url.replace(LOCAL_UI, options.tracking_uri.rstrip("/"), 1)
-        print(f"The trials side by side (lam = sig_weight, K, size, modes, KL): {url}")
+        print(f"The trials side by side (lam, K, size, modes, KL): {url}")
     sys.stdout.flush()

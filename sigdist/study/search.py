@@ -20,7 +20,7 @@ from typing import Any
 import optuna
 from ray.tune.search.optuna import OptunaSearch
 
-from sigdist.sizes import CUSTOM_SIZE, WIDTH_KEYS, WIDTH_PRESETS
+from sigdist.config import from_flat
 
 SpaceFn = Callable[["SearchSpace"], None]
 
@@ -31,43 +31,44 @@ class SearchSpace:
 
     def __init__(self, trial: optuna.Trial, pinned: dict[str, Any]) -> None:
         self.trial, self.pinned = trial, dict(pinned)
-        self.constants: dict[str, Any] = {}  # keys that follow a suggestion
+        self.chosen: dict[str, Any] = {}  # what the space suggested and set, in its order
 
     def categorical(self, key: str, choices: Sequence[Any]) -> Any:
         if key in self.pinned:
             return self.pinned[key]
-        return self.trial.suggest_categorical(key, list(choices))
+        self.chosen[key] = self.trial.suggest_categorical(key, list(choices))
+        return self.chosen[key]
 
     def log_uniform(self, key: str, low: float, high: float) -> float:
         if key in self.pinned:
             return self.pinned[key]
-        return self.trial.suggest_float(key, low, high, log=True)
+        self.chosen[key] = self.trial.suggest_float(key, low, high, log=True)
+        return self.chosen[key]
 
     def set(self, key: str, value: Any) -> None:
         """A key that follows the suggestions (a tied width); a pinned key keeps its value."""
         if key not in self.pinned:
-            self.constants[key] = value
+            self.chosen[key] = value
 
-    # The two ways a space sizes the networks, each keeping model.size and the widths in step.
     def size_preset(self, sizes: Sequence[str]) -> None:
-        """``model.size`` over presets; the widths follow it."""
-        size = self.categorical("model.size", sizes)
-        if size in WIDTH_PRESETS:  # (a pinned "custom" size comes with pinned widths)
-            for key, width in zip(WIDTH_KEYS, WIDTH_PRESETS[size], strict=True):
-                self.set(key, width)
+        """``model.size`` over presets (the widths follow it, as the config resolves them)."""
+        self.categorical("model.size", sizes)
 
     def tied_width(self, low: float, high: float) -> None:
-        """``model.width_g`` log-uniform, the discriminator's the same: a custom size."""
-        width = self.log_uniform("model.width_g", low, high)
-        self.set("model.width_d", width)
-        self.set("model.size", CUSTOM_SIZE)
+        """``model.width_g`` log-uniform, the discriminator's the same."""
+        self.set("model.width_d", self.log_uniform("model.width_g", low, high))
 
 
-def run_space(space: SpaceFn, pinned: dict[str, Any], trial: optuna.Trial) -> dict[str, Any]:
-    """OptunaSearch's define-by-run callable: run ``space``; return the keys that follow."""
+def run_space(space: SpaceFn, pinned: dict[str, Any], base: dict[str, Any],
+              trial: optuna.Trial) -> dict[str, Any]:
+    """OptunaSearch's define-by-run callable: run ``space`` over the study's flat ``base``
+    config and return the proposal resolved once into the trial's config (a preset's widths,
+    the lam its method gives: every key whose value the proposal changes)."""
     search = SearchSpace(trial, pinned)
     space(search)
-    return search.constants
+    resolved = from_flat(base).replace(**search.chosen).to_flat()
+    return {key: value for key, value in resolved.items()
+            if key in search.chosen or value != base.get(key)}
 
 
 def searched_keys(space: SpaceFn, pinned: dict[str, Any], *, draws: int = 64) -> list[str]:
@@ -81,7 +82,8 @@ def searched_keys(space: SpaceFn, pinned: dict[str, Any], *, draws: int = 64) ->
         found: dict[str, None] = {}
         for _ in range(draws):
             trial = study.ask()
-            run_space(space, pinned, trial)
+            search = SearchSpace(trial, pinned)
+            space(search)
             found.update(dict.fromkeys(trial.params))
     finally:
         optuna.logging.set_verbosity(level)
@@ -89,7 +91,7 @@ def searched_keys(space: SpaceFn, pinned: dict[str, Any], *, draws: int = 64) ->
 
 
 def optuna_searcher(space: SpaceFn, metric: str | list[str], mode: str | list[str], *,
-                    seed: int, pinned: dict[str, Any] | None = None,
+                    seed: int, base: dict[str, Any], pinned: dict[str, Any] | None = None,
                     storage_url: str | None = None, study_name: str | None = None
                     ) -> OptunaSearch:
     """A seeded TPE search of ``space`` over one metric or several (a Pareto front).
@@ -101,6 +103,6 @@ def optuna_searcher(space: SpaceFn, metric: str | list[str], mode: str | list[st
     storage = optuna.storages.RDBStorage(storage_url) if storage_url else None
     return OptunaSearch(
         # a partial of module-level functions pickles: the searcher's state is checkpointed
-        space=functools.partial(run_space, space, dict(pinned or {})),
+        space=functools.partial(run_space, space, dict(pinned or {}), dict(base)),
         metric=metric, mode=mode, sampler=sampler, storage=storage, study_name=study_name,
     )

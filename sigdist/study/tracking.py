@@ -34,12 +34,10 @@ LOST_TAG = "sigdist.lost"
 INTERRUPTED_TAG = "sigdist.interrupted"
 STOPPED_EARLY_TAG = "sigdist.stopped_early"
 STOPPED_EARLY_METRIC = "stopped_early_at"
-SIG_WEIGHT_PARAM = "sig_weight"
 ENDED_TAG = "sigdist.ended"
 # Ray's bookkeeping in every result; not curves worth plotting.
 _NOT_METRICS = {"done", "training_iteration", "timestamp", "pid", "iterations_since_restore",
-                "time_since_restore", "time_this_iter_s",
-                SIG_WEIGHT_PARAM}  # a param of the run, reported for the progress table
+                "time_since_restore", "time_this_iter_s"}
 
 
 class TrackingError(ValueError):
@@ -110,13 +108,6 @@ def start_study_run(uri: str, experiment: str, study: str, params: dict[str, Any
     return run.info.run_id
 
 
-def sig_weight(flat_config: dict[str, Any]) -> float:
-    """The trial's weight of L_K (:attr:`sigdist.config.Config.sig_weight`)."""
-    from sigdist.config import from_flat
-
-    return from_flat(dict(flat_config)).sig_weight
-
-
 def numeric_metrics(result: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in result.items() if k not in _NOT_METRICS
             and isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)}
@@ -177,18 +168,15 @@ class MlflowTrialCallback(tune.Callback):
             run_id = found[0].info.run_id
         else:
             config = trial.config
-            weight = sig_weight(config)
-            name = (f"{trial.trial_id} {config.get('method')} lam={weight:.3g}"
+            name = (f"{trial.trial_id} {config.get('method')} lam={config.get('loss.lam'):.3g}"
                     f" k={config.get('loss.k')}")
             if has_width(config.get("data.name")):
                 name += f" {config.get('model.size')} w={config.get('model.width_g', 0):.3g}"
             run_id = self.client.create_run(
                 experiment_id, run_name=name,
                 tags={TRIAL_TAG: trial.trial_id, PARENT_TAG: self.parent_run_id}).info.run_id
-            # the flat config, and the weight of L_K the method gives it (0 for plain GAN
-            # whatever loss.lam says), the lam to compare trials by
+            # the trial's flat config as resolved at its proposal (plain GAN: loss.lam 0)
             params = [Param(k, str(v)) for k, v in sorted(config.items())]
-            params.append(Param(SIG_WEIGHT_PARAM, str(weight)))
             for start in range(0, len(params), 100):  # MLflow takes 100 params per batch
                 self.client.log_batch(run_id, params=params[start:start + 100])
         self._run_ids[trial.trial_id] = run_id

@@ -49,11 +49,9 @@ def train_sigdist(flat_config: dict[str, Any]) -> None:
     def report(trainer_: Trainer, metrics: dict[str, float]) -> None:
         with tempfile.TemporaryDirectory() as directory:
             write_evaluation(trainer_, metrics, directory)
-            # where it ran and on which data (``auto`` resolved), for the trial's MLflow run;
-            # the weight of L_K its method gives, for the progress table's lam column
+            # where it ran and on which data (``auto`` resolved), for the trial's MLflow run
             where = {"node_id": ray.get_runtime_context().get_node_id(),
-                     "data_source": trainer_.cfg.data.source,
-                     "sig_weight": trainer_.cfg.sig_weight}
+                     "data_source": trainer_.cfg.data.source}
             tune.report({**metrics, **where}, checkpoint=tune.Checkpoint.from_directory(directory))
 
     try:
