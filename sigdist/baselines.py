@@ -116,8 +116,7 @@ class VEEGAN(Baseline):
 
     Choice: D has two hidden layers of 100, like the encoders (Section 5.2 sizes only the
     GAN's discriminator on x): with one, on the 12-d pairs, it never told the modes apart and
-    the samples stayed spread over the plane (0 of 25 modes, high quality 0.03 at 8,000 steps,
-    against 6 and 0.64 with two, seed 0).
+    the samples stayed spread over the plane (docs/results/gmm25.md, the baselines).
 
     Choice: F(x) is N(f(x), I), so that Algorithm 1's d = squared l2 is its negative
     log-likelihood, (1/2) ||z - f(x)||^2 up to a constant, and its draw z ~ F(x) for the data

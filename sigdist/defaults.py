@@ -12,10 +12,9 @@ from typing import Any
 # Stacked MNIST follows the paper's Section 5.3 and Appendix C: Adam 2e-4 (betas 0.5, 0.999),
 # batch 64, K = 64, a constant learning rate, evaluation on 26,000 samples as its peers do; no
 # sigma annealing (the adversarial term spreads the generated mass). The paper gives no sigma
-# for images: 0.05 (measured on the first networks). lam = 0.1, measured (docs/stacked_mnist.md):
-# on the XL networks DCGAN-SI with lam 0.1 beat DCGAN on every seed (KL 0.165 vs 0.217 at 12,000
-# steps) where lam 1 trailed it (0.248), and the default study's five best trials all had lam
-# between 0.01 and 0.19 while lam >= 1 was stopped early every time.
+# for images: 0.05, chosen on the first networks. lam = 0.1: where DCGAN-SI beat DCGAN on every
+# seed and lam 1 trailed it, and where the default study's best trials lie
+# (docs/results/stacked_mnist_table2.md, docs/stacked_mnist.md).
 MNIST3 = {"train.lr": 2e-4, "train.lr_d": 2e-4, "train.batch_size": 64, "loss.k": 64,
           "loss.sigma": 0.05, "loss.lam": 0.1,
           "train.lr_schedule": "constant", "train.steps": 5000,

@@ -10,9 +10,8 @@ from sigdist.validation import ConfigError
 # Named width presets of the image networks: (model.width_g, model.width_d), multipliers of the
 # generator widths (64, 32) and discriminator widths (16, 32) of Appendix C (1 = its scale, 4 =
 # the textbook DCGAN). The paper's own (Kg, Kd) values for S, M and L are lost from its text;
-# these come from the measured capacity x budget map (docs/stacked_mnist.md): at 2,000 steps
-# plain DCGAN is mostly collapsed at S (about 260 of 1,000 modes), covers most modes at M (850
-# to 930, one seed in three far fewer) and nearly all at L; XL is the textbook DCGAN.
+# these are where the capacity x budget map (docs/stacked_mnist.md) shows plain DCGAN mostly
+# collapsed (S), covering most modes (M) and nearly all (L); XL is the textbook DCGAN.
 WIDTH_PRESETS = {"S": (0.125, 0.125), "M": (0.25, 0.25), "L": (1.0, 1.0), "XL": (4.0, 4.0)}
 CUSTOM_SIZE = "custom"
 SIZES = (*WIDTH_PRESETS, CUSTOM_SIZE)

@@ -8,7 +8,7 @@ each evaluation of a run is its result at that step budget.
 
 Writes grid.md (modes, KL and high quality per method, width and budget, mean ± standard
 error over seeds) and capacity_map.png into the study's directory and onto its MLflow parent
-run. On one 2-core CPU machine: 20 runs of 3,000 steps, about 35 minutes.
+run. CPU profile: 20 runs of 3,000 steps (its wall time: docs/stacked_mnist.md).
 """
 
 from __future__ import annotations

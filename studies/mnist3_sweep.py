@@ -6,11 +6,10 @@ baseline arm), K and network width, through Ray Tune; every trial tracked in MLf
         [--cpus-per-trial C] [--gpus-per-trial G] [--objective kl|pareto]
         [--tracking-uri URI] [--storage-path PATH] [--resume] [--seed S] [--smoke-test]
 
-On one 2-core CPU machine the default study (20 trials of 3,000 steps, 2 at a time, ASHA
-stopping the worst early, widths 0.125 to 1 where the capacity map shows plain DCGAN going from
-collapsed to covering) takes about 10 minutes (measured: 9 min 45 s); with GPUs
-(--gpus-per-trial > 0, the default where this machine has one) it runs 48 trials of 20,000
-steps, four to a GPU.
+On a CPU machine the default study runs 20 trials of 3,000 steps, 2 at a time, ASHA stopping
+the worst early, over widths 0.125 to 1 (where the capacity map shows plain DCGAN going from
+collapsed to covering; its wall time is in docs/studies.md); with GPUs (--gpus-per-trial > 0,
+the default where this machine has one) it runs 48 trials of 20,000 steps, four to a GPU.
 """
 
 from __future__ import annotations
@@ -41,8 +40,8 @@ MNIST3 = StudyScript(
                   num_samples=3, max_concurrent=2,
                   space=functools.partial(mnist3_space, k_choices=(8, 16),
                                           width_range=(0.125, 0.25))),
-    # about 10 minutes on 2 cores (a step takes 15 ms at width 0.125, 35 ms at 1, one thread);
-    # widths where the capacity map shows the choice matters
+    # minutes on 2 cores (docs/studies.md); widths where the capacity map shows the choice
+    # matters
     cpu=Profile(base={"train.steps": 3000, "run.eval_every": 750, "run.eval_samples": 10000},
                 num_samples=20, max_concurrent=2,
                 space=functools.partial(mnist3_space, k_choices=(16, 32, 64),

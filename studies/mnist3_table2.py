@@ -7,10 +7,9 @@ and high quality per method and size at every evaluation (so each run is also a 
         [--tracking-uri URI] [--storage-path PATH] [--resume] [--smoke-test]
 
 A key given with --set leaves the grid: `--set model.size=M --set train.steps=30000` gives the
-learning curves of DCGAN and DCGAN-SI at M. CPU profile: 18 runs of 3,000 steps (about 15
-minutes on 2 cores). GPU profile (--gpus-per-trial > 0; 0.05 packs all 18 runs on one GPU):
-18 runs of 50,000 steps, about 30 minutes on one H200 (measured: 18 such runs sharing it
-reached 14,000 steps in 430 s, experiments/gpu_table2.sh).
+learning curves of DCGAN and DCGAN-SI at M. CPU profile: 18 runs of 3,000 steps. GPU profile
+(--gpus-per-trial > 0; 0.05 packs all 18 runs on one GPU): 18 runs of 50,000 steps. Their wall
+times: docs/results/stacked_mnist_table2.md.
 """
 
 from __future__ import annotations
