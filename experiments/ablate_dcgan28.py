@@ -138,11 +138,11 @@ def run_one(job: tuple[str, Arch, int, int, str]) -> dict:
                             "run.device=cpu"])
     trainer = Trainer(cfg)
     torch.manual_seed(seed)
-    trainer.generator, trainer.discriminator = build_pair(arch)
+    trainer.generator, trainer.method.discriminator = build_pair(arch)
     trainer.noise_dim = arch.noise_dim
     adam = dict(lr=cfg.train.lr, betas=(cfg.train.beta1, cfg.train.beta2))
     trainer.opt_g = torch.optim.Adam(trainer.generator.parameters(), **adam)
-    trainer.opt_d = torch.optim.Adam(trainer.discriminator.parameters(), **adam)
+    trainer.method.opt_d = torch.optim.Adam(trainer.method.discriminator.parameters(), **adam)
     last_step = {}
     start = time.perf_counter()
     metrics = trainer.fit(on_step=lambda t, _: last_step.update(t=time.perf_counter()))

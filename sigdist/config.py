@@ -29,9 +29,8 @@ from sigdist.sizes import (
 )
 from sigdist.validation import ConfigError, check_value, describe
 
-# the paper's methods, then its Table 1 baselines (sigdist/baselines.py; continuous toys only)
+# the paper's methods, then its Table 1 baselines (sigdist/methods/; continuous toys only)
 METHODS = ("sig", "gan", "gan_si", "wgan_gp", "wgan_gp_si", "vae", "veegan", "unrolled_gan")
-ADVERSARIAL_METHODS = ("gan", "gan_si", "wgan_gp", "wgan_gp_si", "unrolled_gan")
 SEMI_IMPLICIT_METHODS = ("gan_si", "wgan_gp_si")  # adversarial loss + lam * L_K (Algorithm 1)
 TOY_DATASETS = ("gmm25", "ring", "ring_noise", "negbin", "poisson_negbin")
 # The data each method can train on, where it is not every data set: the baselines' encoders
@@ -193,11 +192,6 @@ class Config:
     def to_flat(self) -> dict[str, Any]:
         """The flat form: ``{"method": ..., "loss.lam": ..., ...}`` in field order."""
         return to_flat(self)
-
-    @property
-    def is_adversarial(self) -> bool:
-        """Whether the method trains a discriminator (or critic) beside the generator."""
-        return self.method in ADVERSARIAL_METHODS
 
     def replace(self, **flat_updates: Any) -> Config:
         """A validated copy with some dotted keys changed: ``cfg.replace(**{"loss.k": 64})``.

@@ -1,5 +1,5 @@
-"""The training loop: SIG (Lemma 1), GAN, GAN-SI (Algorithm 1), WGAN-GP, WGAN-GP-SI, and the
-Table 1 baselines (VAE, VEEGAN, Unrolled GAN: sigdist/baselines.py).
+"""The training loop of every method (:mod:`sigdist.methods`: SIG, GAN, GAN-SI, WGAN-GP,
+WGAN-GP-SI and the Table 1 baselines), which it serves as their training context.
 
 It knows nothing of Ray, MLflow or the command line: callers pass a ``report`` callback that
 receives each periodic evaluation and may save a checkpoint with :meth:`Trainer.save`.
@@ -19,12 +19,12 @@ from typing import Any
 
 import torch
 
-from sigdist import baselines, losses
 from sigdist.config import Config, ConfigError, from_flat
 from sigdist.data import DataSet, sample_gamma
 from sigdist.evaluation import Scorer, build_data, build_scorer
-from sigdist.models import build_discriminator, build_generator, likelihood_params
-from sigdist.schedules import lr_factor, sigma_at
+from sigdist.methods import Method, build_method
+from sigdist.models import build_generator, likelihood_params
+from sigdist.schedules import lr_factor
 
 CHECKPOINT_FORMAT = 1
 CHECKPOINT_FILE = "checkpoint.pt"  # a checkpoint's name in a study's folders and MLflow runs
@@ -57,7 +57,9 @@ StepFn = Callable[["Trainer", dict[str, float]], None]
 
 
 class Trainer:
-    """One run: networks, optimisers, the random stream and the step counter."""
+    """One run: the generator and its optimiser, the method (its own networks and step), the
+    random stream and the step counter; the :class:`sigdist.methods.TrainingContext` of its
+    method."""
 
     def __init__(self, cfg: Config, device: torch.device | str | None = None, *,
                  data: DataSet | None = None) -> None:
@@ -78,51 +80,40 @@ class Trainer:
         layout = torch.channels_last if self.channels_last else torch.preserve_format
         self.generator.to(memory_format=layout)
         self.noise_dim: int = self.generator.noise_dim
-        self.adversarial = cfg.is_adversarial
         adam = dict(betas=(cfg.train.beta1, cfg.train.beta2))
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg.train.lr, **adam)
-        self.discriminator = self.opt_d = None
-        if self.adversarial:
-            self.discriminator = build_discriminator(cfg, self.data_shape).to(
-                self.device, memory_format=layout)
-            self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=cfg.train.lr_d,
-                                          **adam)
-        # VAE, VEEGAN, Unrolled GAN: their own networks and step (sigdist/baselines.py)
-        self.baseline = baselines.build_baseline(self)
         self.rng = torch.Generator(self.device).manual_seed(cfg.seed)
         self.step = 0
+        # its networks are built after the generator: initialisation draws keep their order
+        self.method: Method = build_method(self)
         self._loss_sums: dict[str, float] = {}
         self._loss_count = 0
 
-    # ----------------------------------------------------------------- sampling
-    def _noise(self, n: int, rng: torch.Generator) -> torch.Tensor:
+    # ----------------------------------------------------------------- the methods' context
+    def noise(self, n: int, rng: torch.Generator) -> torch.Tensor:
         return torch.randn(n, self.noise_dim, generator=rng, device=self.device)
 
-    def _psi(self, noise: torch.Tensor) -> torch.Tensor:
+    def psi(self, noise: torch.Tensor) -> torch.Tensor:
         """Generator output shaped as the likelihood's parameters, (K, *data_shape[, 2])."""
         out = self.generator(noise)
         if likelihood_params(self.cfg.loss.likelihood) > 1:
             return out.view(out.shape[0], *self.data_shape, -1)
         return out
 
-    def _data_batch(self, n: int) -> torch.Tensor:
+    def data_batch(self, n: int) -> torch.Tensor:
         batch = self.data.sample(n, self.rng, device=self.device)
         return batch.contiguous(memory_format=torch.channels_last) if self.channels_last else batch
 
-    def _autocast(self):
+    def autocast(self):
+        """run.bf16: the networks' forward passes under bf16 autocast; else nothing."""
         if not self.cfg.run.bf16:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
-    def _g(self, noise: torch.Tensor) -> torch.Tensor:
+    def g(self, noise: torch.Tensor) -> torch.Tensor:
         """The generator in training (run.bf16: under autocast; its output back in fp32)."""
-        with self._autocast():
+        with self.autocast():
             return self.generator(noise).float()
-
-    def _d(self, x: torch.Tensor) -> torch.Tensor:
-        """The discriminator or critic in training, as :meth:`_g`."""
-        with self._autocast():
-            return self.discriminator(x).float()
 
     def generate(self, n: int, *, seed: int | None = None, batch_size: int = 10_000
                  ) -> torch.Tensor:
@@ -145,7 +136,7 @@ class Trainer:
         self.generator.eval()
         try:
             for start in range(0, n, batch_size):
-                psi = self._psi(self._noise(min(batch_size, n - start), rng))
+                psi = self.psi(self.noise(min(batch_size, n - start), rng))
                 yield self._observe(psi, rng).cpu()
         finally:
             self.generator.train(was_training)
@@ -162,80 +153,14 @@ class Trainer:
         return torch.poisson(rate, generator=rng)
 
     # ----------------------------------------------------------------- one step
-    def _sig_term(self, x: torch.Tensor, psi: torch.Tensor) -> torch.Tensor:
-        # sigma follows loss.sigma_start -> loss.sigma (annealed over the first steps; see
-        # config.LossConfig); a function of self.step only, so resuming keeps it.
-        cfg = self.cfg.loss
-        return losses.sig_loss(x, psi, likelihood=cfg.likelihood,
-                               sigma=sigma_at(self.cfg, self.step), per_dim=cfg.per_dim)
-
     def train_step(self) -> dict[str, torch.Tensor]:
-        """One optimisation step; returns the step's losses as 0-d tensors (not yet synced)."""
-        cfg = self.cfg
-        factor = lr_factor(cfg, self.step)
-        for optimiser, base in ((self.opt_g, cfg.train.lr), (self.opt_d, cfg.train.lr_d)):
-            if optimiser is not None:
-                for group in optimiser.param_groups:
-                    group["lr"] = base * factor
-        if self.baseline is not None:
-            return self.baseline.step()
-        if cfg.method == "sig":
-            return self._sig_step()
-        if cfg.method in ("gan", "gan_si"):
-            return self._gan_step()
-        return self._wgan_gp_step()
-
-    def _sig_step(self) -> dict[str, torch.Tensor]:
-        x = self._data_batch(self.cfg.train.batch_size)
-        loss = self._sig_term(x, self._psi(self._noise(self.cfg.loss.k, self.rng)))
-        self.opt_g.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt_g.step()
-        return {"loss_sig": loss.detach()}
-
-    def _generator_update(self, x: torch.Tensor, fake: torch.Tensor,
-                          adversarial: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Algorithm 1, last line: G descends adversarial loss + lam * L_K on the same K samples."""
-        cfg, lam = self.cfg.loss, self.cfg.loss.lam
-        loss_g = adversarial  # plain GAN / WGAN-GP: no SIG term, nothing computed for it
-        if lam > 0:
-            loss_g = losses.semi_implicit_generator_loss(
-                adversarial, x, fake, lam=lam, likelihood=cfg.likelihood,
-                sigma=sigma_at(self.cfg, self.step), per_dim=cfg.per_dim)
-        self.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        self.opt_g.step()
-        out = {"loss_g_adv": adversarial.detach(), "loss_g": loss_g.detach()}
-        if lam > 0:  # the SIG term itself, for the curves
-            out["loss_sig"] = (out["loss_g"] - out["loss_g_adv"]) / lam
-        return out
-
-    def _gan_step(self) -> dict[str, torch.Tensor]:
-        # Algorithm 1: sample x_1..N and z_1..K, set psi_k = G(z_k), update D, then update G.
-        x = self._data_batch(self.cfg.train.batch_size)
-        fake = self._g(self._noise(self.cfg.loss.k, self.rng))
-        loss_d = losses.gan_discriminator_loss(self._d(x), self._d(fake.detach()))
-        self.opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        self.opt_d.step()
-        adversarial = losses.gan_generator_loss(self._d(fake))
-        return {"loss_d": loss_d.detach(), **self._generator_update(x, fake, adversarial)}
-
-    def _wgan_gp_step(self) -> dict[str, torch.Tensor]:
-        cfg = self.cfg
-        for _ in range(cfg.train.critic_steps):
-            x = self._data_batch(cfg.train.batch_size)
-            with torch.no_grad():
-                fake = self._g(self._noise(cfg.loss.k, self.rng))
-            loss_d = losses.wgan_gp_critic_loss(self._d, x, fake,
-                                                gp_weight=cfg.loss.gp_weight, generator=self.rng)
-            self.opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            self.opt_d.step()
-        x = self._data_batch(cfg.train.batch_size)
-        fake = self._g(self._noise(cfg.loss.k, self.rng))
-        adversarial = losses.wgan_generator_loss(self._d(fake))
-        return {"loss_d": loss_d.detach(), **self._generator_update(x, fake, adversarial)}
+        """One optimisation step of the method, every learning rate on the schedule; returns
+        the step's losses as 0-d tensors (not yet synced)."""
+        factor = lr_factor(self.cfg, self.step)
+        for optimiser, base in ((self.opt_g, self.cfg.train.lr), *self.method.optimisers()):
+            for group in optimiser.param_groups:
+                group["lr"] = base * factor
+        return self.method.step()
 
     # ----------------------------------------------------------------- the loop
     def evaluate(self, *, final: bool = True) -> dict[str, float]:
@@ -298,10 +223,8 @@ class Trainer:
             "step": self.step,
             "generator": self.generator.state_dict(),
             "opt_g": self.opt_g.state_dict(),
-            "discriminator": self.discriminator.state_dict() if self.adversarial else None,
-            "opt_d": self.opt_d.state_dict() if self.adversarial else None,
             "rng": self.rng.get_state(),
-            "baseline": self.baseline.state_dict() if self.baseline is not None else None,
+            **self.method.state_dict(),  # its networks and optimisers, under their own names
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -310,11 +233,7 @@ class Trainer:
         try:
             self.generator.load_state_dict(state["generator"])
             self.opt_g.load_state_dict(state["opt_g"])
-            if self.adversarial:
-                self.discriminator.load_state_dict(state["discriminator"])
-                self.opt_d.load_state_dict(state["opt_d"])
-            if self.baseline is not None:
-                self.baseline.load_state_dict(state["baseline"])
+            self.method.load_state_dict(state)
             self.rng.set_state(state["rng"])
             self.step = int(state["step"])
         except (KeyError, RuntimeError, ValueError, TypeError) as err:

@@ -22,7 +22,7 @@ def _generator_params(trainer: Trainer) -> torch.Tensor:
 
 
 def _discriminator_params(trainer: Trainer) -> torch.Tensor:
-    return torch.cat([p.detach().flatten() for p in trainer.discriminator.parameters()])
+    return torch.cat([p.detach().flatten() for p in trainer.method.discriminator.parameters()])
 
 
 def _collapsed_metrics(trainer: Trainer) -> dict:
@@ -78,10 +78,9 @@ def test_unrolling_changes_the_generator_update_but_not_the_discriminator_step()
     assert torch.equal(_discriminator_params(gan), _discriminator_params(unrolled))
     assert not torch.allclose(_generator_params(gan), _generator_params(unrolled))
     # The unrolled parameters depend on the samples: d(params) / d(fake) is not zero.
-    baseline = unrolled.baseline
-    x = unrolled._data_batch(32)
-    fake = unrolled.generator(unrolled._noise(32, unrolled.rng))
-    params = baseline.unrolled_parameters(x, fake, 2)
+    x = unrolled.data_batch(32)
+    fake = unrolled.generator(unrolled.noise(32, unrolled.rng))
+    params = unrolled.method.unrolled_parameters(x, fake, 2)
     (grad,) = torch.autograd.grad(sum(p.sum() for p in params.values()), fake)
     assert grad.abs().sum() > 0 and torch.isfinite(grad).all()
 

@@ -189,7 +189,7 @@ def test_bf16_autocast_and_channels_last_train_the_same_networks(tmp_path_factor
             "train.batch_size": 16, "loss.k": 16, "train.critic_steps": 1, "run.device": "cpu"}
     plain = Trainer(from_flat(base))
     fast = Trainer(from_flat({**base, "run.bf16": True, "run.channels_last": True}))
-    conv = fast.discriminator.net[0].weight
+    conv = fast.method.discriminator.net[0].weight
     assert conv.is_contiguous(memory_format=torch.channels_last)
     for _ in range(2):
         losses_plain, losses_fast = plain.train_step(), fast.train_step()

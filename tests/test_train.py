@@ -3,11 +3,12 @@
 import pickle
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 
-from sigdist.config import Config
+from sigdist.config import Config, from_flat
 from sigdist.train import DivergenceError, Trainer, load_checkpoint
 
 SMALL = {"train.steps": 12, "train.batch_size": 32, "loss.k": 32, "run.eval_every": 6,
@@ -19,7 +20,7 @@ def _cfg(**updates) -> Config:
 
 
 def _params(trainer: Trainer) -> torch.Tensor:
-    nets = [trainer.generator] + ([trainer.discriminator] if trainer.adversarial else [])
+    nets = [trainer.generator, *trainer.method.networks.values()]
     return torch.cat([p.detach().flatten() for net in nets for p in net.parameters()])
 
 
@@ -87,8 +88,8 @@ def test_gan_si_differs_from_gan_only_in_the_generator_loss():
     assert torch.equal(plain["loss_g_adv"], regularised["loss_g_adv"])
     assert torch.allclose(regularised["loss_g"],
                           regularised["loss_g_adv"] + 2.0 * regularised["loss_sig"])
-    d_params = [p.detach().flatten() for p in gan.discriminator.parameters()]
-    d_params_si = [p.detach().flatten() for p in gan_si.discriminator.parameters()]
+    d_params = [p.detach().flatten() for p in gan.method.discriminator.parameters()]
+    d_params_si = [p.detach().flatten() for p in gan_si.method.discriminator.parameters()]
     assert torch.equal(torch.cat(d_params), torch.cat(d_params_si))
     assert not torch.equal(_params(gan), _params(gan_si))  # generators took different steps
     assert torch.equal(_params(gan), _params(gan_si_zero))  # lam = 0 is exactly the plain GAN
@@ -117,6 +118,36 @@ def test_checkpoint_holds_models_optimisers_step_config(tmp_path):
     state = load_checkpoint(path)  # weights_only=True inside
     assert state["step"] == 12 and state["config"] == trainer.cfg.to_flat()
     assert {"generator", "discriminator", "opt_g", "opt_d", "rng"} <= set(state)
+
+
+@pytest.mark.parametrize("method", ["gan_si", "veegan"])
+def test_a_checkpoint_written_before_methods_were_classes_resumes_exactly(method):
+    """tests/data holds step-6 checkpoints of 12-step runs, written by the trainer whose methods
+    were branches and plug-ins (the VEEGAN one nests its networks under ``baseline``), on one
+    thread: so are these runs, for the same float sums."""
+    path = str(Path(__file__).parent / "data" / f"checkpoint_v1_{method}.pt")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        resumed = Trainer.from_checkpoint(path)
+        assert resumed.step == 6 and resumed.cfg.method == method
+        resumed.fit()
+        straight = Trainer(from_flat(load_checkpoint(path)["config"]))
+        straight.fit()
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(_params(resumed), _params(straight))
+
+
+def test_every_method_is_one_registered_class():
+    from sigdist.config import METHODS
+    from sigdist.methods import METHOD_CLASSES
+
+    assert sorted(METHOD_CLASSES) == sorted(METHODS)
+    for method in METHODS:
+        trainer = Trainer(_cfg(method=method, **{"train.steps": 1}))
+        assert type(trainer.method) is METHOD_CLASSES[method]
+        assert method in type(trainer.method).names
 
 
 def test_not_a_checkpoint_is_refused(tmp_path):

@@ -72,7 +72,7 @@ def panel_figure(trainer, name: str, title: str):
     real = data.sample(SAMPLES, torch.Generator().manual_seed(12345)).double()
     generated = trainer.generate(SAMPLES).double()
     with torch.no_grad():
-        psi = trainer._psi(trainer._noise(SAMPLES, torch.Generator().manual_seed(1))).double()
+        psi = trainer.psi(trainer.noise(SAMPLES, torch.Generator().manual_seed(1))).double()
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 4.2), dpi=100)
     if data.kind == "count":
         # the axis ends where the true pmf does (its 0.9995 quantile): a few far samples would

@@ -1,18 +1,18 @@
-"""The baselines of Table 1 (Section 5.2): VAE, VEEGAN and Unrolled GAN, each one training step
-of the :class:`sigdist.train.Trainer` with the same 2 x 100 ReLU MLP generator as SIG and GAN.
+"""The baselines of Table 1 (Section 5.2): VAE, VEEGAN and Unrolled GAN, each a method with the same
+2 x 100 ReLU MLP generator as SIG and GAN.
 
 Section 5.2 fixes the networks: the generator of every method is the two-hidden-layer MLP of
 100 ReLU units; the VAE encoder and the VEEGAN reconstructor are two-hidden-layer MLPs of 100;
 a discriminator has one hidden layer of 100. What the paper leaves open is documented where it
-is chosen below. Every method shares the trainer's optimiser settings (Adam, ``train.lr`` for
+is chosen below. Every method shares the run's optimiser settings (Adam, ``train.lr`` for
 the generator and the encoder / reconstructor, ``train.lr_d`` for a discriminator, the same
-learning-rate schedule) and draws all its randomness from the trainer's generator ``rng``.
+learning-rate schedule) and draws all its randomness from the run's generator ``rng``.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -20,12 +20,8 @@ from torch import nn
 from torch.func import functional_call
 
 from sigdist import losses
-from sigdist.schedules import lr_factor
-
-if TYPE_CHECKING:
-    from sigdist.train import Trainer
-
-BASELINE_METHODS = ("vae", "veegan", "unrolled_gan")  # their data: config.METHOD_DATASETS
+from sigdist.methods.base import Method, TrainingContext, adam
+from sigdist.methods.paper import GAN
 
 
 def mlp(in_dim: int, out_dim: int, hidden: int) -> nn.Sequential:
@@ -34,42 +30,36 @@ def mlp(in_dim: int, out_dim: int, hidden: int) -> nn.Sequential:
                          nn.ReLU(), nn.Linear(hidden, out_dim))
 
 
-class Baseline:
-    """A method's own networks and optimiser beyond the trainer's generator (and, for Unrolled
-    GAN, its discriminator); ``step`` is one training step of the method."""
+class Baseline(Method):
+    """A baseline's own networks (and parameters) beyond the generator, trained by one more
+    Adam at ``train.lr``, checkpointed together under ``baseline``."""
 
-    def __init__(self, trainer: Trainer, networks: dict[str, nn.Module | nn.Parameter]) -> None:
-        self.trainer = trainer
-        self.networks = networks
-        params = [p for net in networks.values()
-                  for p in ([net] if isinstance(net, nn.Parameter) else net.parameters())]
-        adam = dict(betas=(trainer.cfg.train.beta1, trainer.cfg.train.beta2))
-        self.optimiser = torch.optim.Adam(params, lr=trainer.cfg.train.lr, **adam) if params \
-            else None
+    def __init__(self, ctx: TrainingContext, parts: dict[str, nn.Module | nn.Parameter]) -> None:
+        super().__init__(ctx)
+        self.parts = parts
+        self.networks.update({k: v for k, v in parts.items() if isinstance(v, nn.Module)})
+        params = [p for part in parts.values()
+                  for p in ([part] if isinstance(part, nn.Parameter) else part.parameters())]
+        self.optimiser = adam(ctx, params, ctx.cfg.train.lr)
 
-    def step(self) -> dict[str, torch.Tensor]:
-        raise NotImplementedError
-
-    def _set_lr(self) -> None:
-        if self.optimiser is not None:  # the trainer's schedule, for the extra optimiser too
-            for group in self.optimiser.param_groups:
-                group["lr"] = self.trainer.cfg.train.lr * lr_factor(self.trainer.cfg,
-                                                                    self.trainer.step)
+    def optimisers(self) -> list[tuple[torch.optim.Optimizer, float]]:
+        return [(self.optimiser, self.ctx.cfg.train.lr)]
 
     def state_dict(self) -> dict[str, Any]:
-        return {"networks": {name: (net.detach().clone() if isinstance(net, nn.Parameter)
-                                    else net.state_dict()) for name, net in self.networks.items()},
-                "optimiser": self.optimiser.state_dict() if self.optimiser else None}
+        return {"baseline": {
+            "networks": {name: (part.detach().clone() if isinstance(part, nn.Parameter)
+                                else part.state_dict()) for name, part in self.parts.items()},
+            "optimiser": self.optimiser.state_dict()}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for name, net in self.networks.items():
-            if isinstance(net, nn.Parameter):
+        state = state["baseline"]
+        for name, part in self.parts.items():
+            if isinstance(part, nn.Parameter):
                 with torch.no_grad():
-                    net.copy_(state["networks"][name])
+                    part.copy_(state["networks"][name])
             else:
-                net.load_state_dict(state["networks"][name])
-        if self.optimiser is not None:
-            self.optimiser.load_state_dict(state["optimiser"])
+                part.load_state_dict(state["networks"][name])
+        self.optimiser.load_state_dict(state["optimiser"])
 
 
 class VAE(Baseline):
@@ -81,21 +71,21 @@ class VAE(Baseline):
     generated points are decoder means G(z), z ~ N(0, I), as SIG reports psi = T(eps).
     The loss is the negative ELBO per data point, in nats."""
 
-    def __init__(self, trainer: Trainer) -> None:
-        dim, hidden = trainer.data_shape[0], trainer.cfg.model.hidden
-        device = trainer.device
-        super().__init__(trainer, {
-            "encoder": mlp(dim, 2 * trainer.noise_dim, hidden).to(device),
+    names = ("vae",)
+
+    def __init__(self, ctx: TrainingContext) -> None:
+        dim, hidden, device = ctx.data_shape[0], ctx.cfg.model.hidden, ctx.device
+        super().__init__(ctx, {
+            "encoder": mlp(dim, 2 * ctx.noise_dim, hidden).to(device),
             "log_sigma_x": nn.Parameter(torch.zeros(dim, device=device))})
 
     def step(self) -> dict[str, torch.Tensor]:
-        t = self.trainer
-        self._set_lr()
-        x = t._data_batch(t.cfg.train.batch_size)
-        mu, logvar = self.networks["encoder"](x).chunk(2, dim=1)
+        t = self.ctx
+        x = t.data_batch(t.cfg.train.batch_size)
+        mu, logvar = self.parts["encoder"](x).chunk(2, dim=1)
         z = mu + (0.5 * logvar).exp() * torch.randn(mu.shape, generator=t.rng,
                                                     device=t.device)
-        log_sigma = self.networks["log_sigma_x"]
+        log_sigma = self.parts["log_sigma_x"]
         reconstruction = (0.5 * ((x - t.generator(z)) / log_sigma.exp()) ** 2 + log_sigma
                           + 0.5 * math.log(2 * math.pi)).sum(1)
         kl = 0.5 * (mu * mu + logvar.exp() - 1.0 - logvar).sum(1)
@@ -124,25 +114,26 @@ class VEEGAN(Baseline):
     lies on a 2-d sheet of the 10-d noise space, which D tells from N(0, I) at once (measured:
     D's loss 0.08, 0 of 25 modes)."""
 
-    def __init__(self, trainer: Trainer) -> None:
-        dim, hidden = trainer.data_shape[0], trainer.cfg.model.hidden
-        device = trainer.device
-        self.pair_discriminator = mlp(trainer.noise_dim + dim, 1, hidden).to(device)
-        self.reconstructor = mlp(dim, trainer.noise_dim, hidden).to(device)
-        super().__init__(trainer, {"reconstructor": self.reconstructor})
-        self.networks["pair_discriminator"] = self.pair_discriminator  # saved, own optimiser
-        adam = dict(betas=(trainer.cfg.train.beta1, trainer.cfg.train.beta2))
-        self.optimiser_d = torch.optim.Adam(self.pair_discriminator.parameters(),
-                                            lr=trainer.cfg.train.lr_d, **adam)
+    names = ("veegan",)
+
+    def __init__(self, ctx: TrainingContext) -> None:
+        dim, hidden, device = ctx.data_shape[0], ctx.cfg.model.hidden, ctx.device
+        self.pair_discriminator = mlp(ctx.noise_dim + dim, 1, hidden).to(device)
+        self.reconstructor = mlp(dim, ctx.noise_dim, hidden).to(device)
+        super().__init__(ctx, {"reconstructor": self.reconstructor})
+        # saved with the baseline's parts, trained by an optimiser of its own
+        self.parts["pair_discriminator"] = self.networks["pair_discriminator"] = \
+            self.pair_discriminator
+        self.optimiser_d = adam(ctx, self.pair_discriminator.parameters(), ctx.cfg.train.lr_d)
+
+    def optimisers(self) -> list[tuple[torch.optim.Optimizer, float]]:
+        return [*super().optimisers(), (self.optimiser_d, self.ctx.cfg.train.lr_d)]
 
     def step(self) -> dict[str, torch.Tensor]:
-        t, cfg = self.trainer, self.trainer.cfg
-        self._set_lr()
-        for group in self.optimiser_d.param_groups:
-            group["lr"] = cfg.train.lr_d * lr_factor(cfg, t.step)
+        t, cfg = self.ctx, self.ctx.cfg
         pair_d = self.pair_discriminator
-        x = t._data_batch(cfg.train.batch_size)
-        z = t._noise(cfg.loss.k, t.rng)
+        x = t.data_batch(cfg.train.batch_size)
+        z = t.noise(cfg.loss.k, t.rng)
         fake = t.generator(z)
         with torch.no_grad():
             z_data = self.reconstructor(x)
@@ -166,14 +157,16 @@ class VEEGAN(Baseline):
                 "loss_reconstruction": reconstruction.detach()}
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "optimiser_d": self.optimiser_d.state_dict()}
+        state = super().state_dict()
+        state["baseline"]["optimiser_d"] = self.optimiser_d.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        self.optimiser_d.load_state_dict(state["optimiser_d"])
+        self.optimiser_d.load_state_dict(state["baseline"]["optimiser_d"])
 
 
-class UnrolledGAN(Baseline):
+class UnrolledGAN(GAN):
     """Unrolled GAN (Metz et al. 2017): the discriminator takes its ordinary step, then the
     generator's loss is scored by a copy of it advanced ``train.unroll_steps`` further
     optimiser steps, the generator differentiating through those steps (the copy's parameters
@@ -185,27 +178,25 @@ class UnrolledGAN(Baseline):
     data batch and samples, so with 0 unrolled steps this is the plain GAN step exactly. The
     generator loss is the non-saturating one of the other GAN methods."""
 
-    def __init__(self, trainer: Trainer) -> None:
-        super().__init__(trainer, {})
+    names = ("unrolled_gan",)
 
     def step(self) -> dict[str, torch.Tensor]:
-        t = self.trainer
-        disc = t.discriminator
-        x = t._data_batch(t.cfg.train.batch_size)
-        fake = t.generator(t._noise(t.cfg.loss.k, t.rng))
+        t, disc = self.ctx, self.discriminator
+        x = t.data_batch(t.cfg.train.batch_size)
+        fake = t.generator(t.noise(t.cfg.loss.k, t.rng))
         loss_d = losses.gan_discriminator_loss(disc(x), disc(fake.detach()))
-        t.opt_d.zero_grad(set_to_none=True)
+        self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
-        t.opt_d.step()
+        self.opt_d.step()
         params = self.unrolled_parameters(x, fake, t.cfg.train.unroll_steps)
         adversarial = losses.gan_generator_loss(functional_call(disc, params, (fake,)))
-        return {"loss_d": loss_d.detach(), **t._generator_update(x, fake, adversarial)}
+        return {"loss_d": loss_d.detach(), **self.generator_update(x, fake, adversarial)}
 
     def unrolled_parameters(self, x: torch.Tensor, fake: torch.Tensor, steps: int
                             ) -> dict[str, torch.Tensor]:
         """The discriminator's parameters after ``steps`` more Adam steps on (x, fake), as
         differentiable functions of ``fake``."""
-        disc, opt_d = self.trainer.discriminator, self.trainer.opt_d
+        disc, opt_d = self.discriminator, self.opt_d
         params = {name: p.detach().requires_grad_() for name, p in disc.named_parameters()}
         if steps == 0:
             return params
@@ -231,9 +222,4 @@ class UnrolledGAN(Baseline):
         return params
 
 
-def build_baseline(trainer: Trainer) -> Baseline | None:
-    """The method's :class:`Baseline`, or None for SIG and the GAN family."""
-    method = trainer.cfg.method
-    if method not in BASELINE_METHODS:
-        return None
-    return {"vae": VAE, "veegan": VEEGAN, "unrolled_gan": UnrolledGAN}[method](trainer)
+__all__ = ["VAE", "VEEGAN", "Baseline", "UnrolledGAN", "mlp"]
