@@ -256,10 +256,14 @@ def _keys(markdown: bool) -> int:
 
     rows = key_help()
     if markdown:  # the table of docs/configuration.md
-        print("| key | default | meaning |\n| --- | --- | --- |")
-        for key, (default, text) in rows.items():
-            shown = str(default).lower() if isinstance(default, bool) else default
-            print(f"| `{key}` | `{shown}` | {text} |")
+        from sigdist.reports.tables import table
+
+        def shown(default):
+            return str(default).lower() if isinstance(default, bool) else default
+
+        print(table(["key", "default", "meaning"],
+                    [[f"`{key}`", f"`{shown(default)}`", text]
+                     for key, (default, text) in rows.items()], markdown=True))
         return 0
     width = max(len(f"{key}={default}") for key, (default, _) in rows.items())
     for key, (default, text) in rows.items():

@@ -25,7 +25,7 @@ import functools
 import sys
 from typing import Any
 
-from sigdist.study.runner import FIDELITY_OBJECTIVES
+from sigdist.metrics.names import FIDELITY_OBJECTIVES
 from sigdist.study.script import Profile, StudyScript, main
 from sigdist.study.search import SearchSpace
 

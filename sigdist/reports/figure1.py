@@ -19,6 +19,7 @@ import torch
 from sigdist.reports.figures import plt
 from sigdist.reports.runs import child_runs, load_final_trainer
 from sigdist.reports.stats import mean_se
+from sigdist.reports.tables import table
 
 # Figure 1 (Section 5.1): SIG on four toys. Count data under a Poisson likelihood, p(x | psi) =
 # Poisson(x; e^psi): both count toys are Poisson mixtures, so the learned rates e^psi can be held
@@ -136,7 +137,7 @@ def panel_figure(trainer, name: str, title: str):
     return fig
 
 
-def _row(name: str, records: list[dict[str, Any]]) -> str:
+def _row(name: str, records: list[dict[str, Any]]) -> list[Any]:
     cells = []
     for metric in PANEL_METRICS[name]:
         values = [r[metric] for r in records]
@@ -146,8 +147,7 @@ def _row(name: str, records: list[dict[str, Any]]) -> str:
     first = records[0]
     likelihood = first["likelihood"] + (f", sigma {first['sigma']:g}"
                                         if first["likelihood"] == "gaussian" else "")
-    return (f"| {TITLES[name]} | {likelihood} | "
-            f"{len(records)} | {first['step']} | " + "; ".join(cells) + " |")
+    return [TITLES[name], likelihood, len(records), first["step"], "; ".join(cells)]
 
 
 def figure1_report(tracking_uri: str, parent_run_ids: list[str], out: str) -> list[str]:
@@ -166,8 +166,8 @@ def figure1_report(tracking_uri: str, parent_run_ids: list[str], out: str) -> li
              "radius mean and std and the share within 3 noise std of the circle, all of psi, "
              "the learned mixing distribution (true: radius 2, std 0). Ring of 8 Gaussians: "
              "Table 1's metrics on psi (modes of 8, high quality, KL).", "",
-             "| data | likelihood | seeds | steps | metrics |", "|" + " --- |" * 5]
-    lines += [_row(name, runs[name]) for name in names]
+             table(["data", "likelihood", "seeds", "steps", "metrics"],
+                   [_row(name, runs[name]) for name in names], markdown=True)]
     lines += ["", "Each picture: a seed-0 run's final model, 50,000 samples (10,000 shown in "
               "the scatters).", ""]
     written = []

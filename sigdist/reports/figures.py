@@ -16,6 +16,7 @@ import torch  # noqa: E402
 from torchvision.utils import make_grid  # noqa: E402
 
 from sigdist.data import DataSet, ToyData  # noqa: E402
+from sigdist.metrics.names import METRICS  # noqa: E402
 
 
 def toy_samples_figure(samples: torch.Tensor, data: ToyData, *, max_points: int = 5000,
@@ -147,13 +148,9 @@ def scatter_figure(samples, centres, title: str):
     return fig
 
 
-LAM_FIGURE_LABELS = {"kl": "KL", "modes": "modes", "high_quality": "high quality",
-                     "inception_score": "inception score", "fid": "FID"}
-
-
 def lam_figure_metric(metric: str) -> str:
     """The metric drawn against lam: the study's own (FID for CIFAR-10), else KL."""
-    return metric if metric in LAM_FIGURE_LABELS else "kl"
+    return metric if metric in METRICS else "kl"
 
 
 def lam_metric_figure(frame, metric: str, title: str):
@@ -172,7 +169,7 @@ def lam_metric_figure(frame, metric: str, title: str):
     elif len(plain):
         ax.scatter([0] * len(plain), plain[metric], marker="x", color="black", label="plain")
     ax.set_xlabel("lam (weight of L_K)")
-    ax.set_ylabel(f"{LAM_FIGURE_LABELS[metric]} (last evaluation)")
+    ax.set_ylabel(f"{METRICS[metric].label} (last evaluation)")
     ax.set_title(title)
     ax.legend(fontsize=8)
     fig.tight_layout()

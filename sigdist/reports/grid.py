@@ -11,7 +11,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from sigdist.config import parse_assignment
+from sigdist.metrics.names import METRICS as NAMES
 from sigdist.reports.stats import mean_se
+from sigdist.reports.tables import table
 
 METRICS = ("modes", "kl", "high_quality", "inception_score_digit")
 
@@ -56,20 +58,19 @@ def summary_table(summary: Sequence[dict[str, Any]], keys: Sequence[str]) -> str
     """Markdown: one line per cell, mean ± standard error (seeds' values in brackets). The
     digit IS column only where it was measured (Stacked MNIST; the toys have none)."""
     digits = any(math.isfinite(e["inception_score_digit"]) for e in summary)
-    head = [*keys, "step", "seeds", "modes", "KL", "high quality"]
-    if digits:
-        head.append("IS (digits)")
-    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    shown = [m for m in METRICS if digits or m != "inception_score_digit"]
+    rows = []
     for entry in sorted(summary, key=lambda e: (*(str(e[k]) for k in keys[:1]),
                                                 *(e[k] for k in keys[1:]), e["step"])):
         modes = "/".join(f"{v:.0f}" for v in entry["modes_values"])
         kl = "/".join(f"{v:.2f}" for v in entry["kl_values"])
-        lines.append("| " + " | ".join(
+        rows.append(
             [*(f"{entry[k]:g}" if isinstance(entry[k], float) else str(entry[k]) for k in keys),
-             str(entry["step"]), str(entry["seeds"]),
+             entry["step"], entry["seeds"],
              f"{entry['modes']:.0f} ± {entry['modes_se']:.0f} ({modes})",
              f"{entry['kl']:.2f} ± {entry['kl_se']:.2f} ({kl})",
              f"{entry['high_quality']:.3f} ± {entry['high_quality_se']:.3f}",
              *([f"{entry['inception_score_digit']:.2f} ± "
-                f"{entry['inception_score_digit_se']:.2f}"] if digits else [])]) + " |")
-    return "\n".join(lines)
+                f"{entry['inception_score_digit_se']:.2f}"] if digits else [])])
+    return table([*keys, "step", "seeds", *(NAMES[m].label for m in shown)], rows,
+                 markdown=True)

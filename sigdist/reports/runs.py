@@ -3,6 +3,8 @@ run's final model, rebuilt from the checkpoint logged on it."""
 
 from __future__ import annotations
 
+from sigdist.metrics.names import metrics_of
+
 FINAL_CHECKPOINT = "final_checkpoint"  # the artifact folder of a run's last checkpoint
 
 
@@ -17,9 +19,18 @@ def trial_runs(tracking_uri: str, parent_run_id: str):
     return experiment_id, runs
 
 
+def run_config(run) -> dict:
+    """A trial run's flat config, typed again from its MLflow params."""
+    from sigdist.config import allowed_keys, parse_assignment
+
+    known = set(allowed_keys())
+    return dict(parse_assignment(f"{key}={value}")
+                for key, value in run.data.params.items() if key in known)
+
+
 def trials_frame(runs):
-    """One row per trial run: its name, status, lam, K, size, width and last
-    modes / KL / high quality / IS / FID, for ``mlflow.log_table`` and the lam figure."""
+    """One row per trial run: its name, status, lam, K, size, width and the last value of
+    each metric its data set has, for ``mlflow.log_table`` and the lam figure."""
     import pandas as pd
 
     rows = []
@@ -32,8 +43,8 @@ def trials_frame(runs):
                      "lam": float(params.get("loss.lam", "nan")),
                      "k": int(params.get("loss.k", 0)), "size": params.get("model.size"),
                      "width": float(params.get("model.width_g", "nan")),
-                     **{name: metrics.get(name) for name in (
-                         "modes", "kl", "high_quality", "inception_score", "fid", "step")}})
+                     **{name: metrics.get(name) for name in (*metrics_of(params.get("data.name")),
+                                                             "step")}})
     return pd.DataFrame(rows)
 
 

@@ -6,12 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from sigdist.config import has_width
+from sigdist.metrics.names import METRICS, table_metrics
 
 PARAMETER_COLUMNS = {"method": "method", "loss.lam": "lam", "loss.k": "K",
                      "model.size": "size", "model.width_g": "width"}
 SIZE_KEYS = ("model.size", "model.width_g")
-METRIC_COLUMNS = {"step": "step", "modes": "modes", "kl": "KL", "high_quality": "HQ"}
-FIDELITY_COLUMNS = {"step": "step", "inception_score": "IS", "fid": "FID"}  # CIFAR-10
 
 
 def progress_reporter(options: Any):
@@ -28,6 +27,7 @@ def progress_reporter(options: Any):
     columns = {key: title for key, title in used.items() if key in varied}
     if "seed" in options.grid:
         columns["seed"] = "seed"
-    metrics = FIDELITY_COLUMNS if "fid" in options.metrics else METRIC_COLUMNS
+    metrics = {"step": "step", **{name: METRICS[name].short
+                                  for name in table_metrics(options.metrics[-1])}}
     return CLIReporter(parameter_columns=columns or used, metric_columns=metrics,
                        max_report_frequency=30, print_intermediate_tables=True)

@@ -10,58 +10,63 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-# (title, config key or metric, width, format): trials' configs, then their last metrics
-CONFIG_COLUMNS = (("method", "method", 8, "s"), ("lam", "loss.lam", 8, ".3g"),
-                  ("k", "loss.k", 5, "d"), ("size", "model.size", 6, "s"),
-                  ("width", "model.width_g", 6, ".3g"))
-METRIC_COLUMNS = (("modes", "modes", 6, ".0f"), ("kl", "kl", 8, ".3f"),
-                  ("high_quality", "high_quality", 12, ".3f"), ("step", "step", 6, ".0f"))
-FIDELITY_COLUMNS = (("IS", "inception_score", 7, ".3f"), ("fid", "fid", 8, ".2f"),
-                    ("step", "step", 7, ".0f"))
-# the metric columns that go with a study's ranking metric
-COLUMNS_BY_METRIC = {"kl": METRIC_COLUMNS, "fid": FIDELITY_COLUMNS}
+# (title, config key, format) of the trials' configs, before their metrics
+CONFIG_COLUMNS = (("method", "method", "s"), ("lam", "loss.lam", ".3g"), ("k", "loss.k", "d"),
+                  ("size", "model.size", "s"), ("width", "model.width_g", ".3g"))
 
 
-def _rows(results, metric: str = "kl") -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    """(config, last metrics) of every trial that reported."""
-    return [(r.config, r.metrics) for r in results if r.metrics and metric in r.metrics]
+def trial_rows(tracking_uri: str, parent_run_id: str, metric: str
+               ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(config, last metrics) of every trial run of the study in MLflow that reported
+    ``metric`` (a run lost to a driver's stop, and run again, is left out)."""
+    from sigdist.reports.runs import run_config, trial_runs
+    from sigdist.study.tracking import LOST_TAG
+
+    runs = trial_runs(tracking_uri, parent_run_id)[1]
+    return [(run_config(run), dict(run.data.metrics)) for run in runs
+            if LOST_TAG not in run.data.tags and metric in run.data.metrics]
 
 
-def outcome_counts(results) -> dict[str, int]:
-    """How the trials ended: all their steps, stopped early by the scheduler, or failed."""
+def outcome_counts(tracking_uri: str, parent_run_id: str) -> dict[str, int]:
+    """How the study's trials ended, from their MLflow runs: all their steps, stopped early by
+    the scheduler, or failed (a lost run, run again, is not counted twice)."""
+    from sigdist.reports.runs import trial_runs
+    from sigdist.study.tracking import LOST_TAG, STOPPED_EARLY_TAG
+
     counts = {"finished": 0, "stopped early": 0, "failed": 0}
-    for r in results:
-        if r.error:
+    for run in trial_runs(tracking_uri, parent_run_id)[1]:
+        if LOST_TAG in run.data.tags:
+            continue
+        if run.info.status == "FAILED":
             counts["failed"] += 1
-        elif (r.metrics or {}).get("step", 0) < r.config.get("train.steps", 0):
+        elif STOPPED_EARLY_TAG in run.data.tags:
             counts["stopped early"] += 1
         else:
             counts["finished"] += 1
     return counts
 
 
-def trials_table(rows: Sequence[tuple[dict[str, Any], dict[str, Any]]],
-                 metric_columns: tuple = METRIC_COLUMNS) -> str:
+def trials_table(rows: Sequence[tuple[dict[str, Any], dict[str, Any]]], metric: str) -> str:
     """A row per trial: its config columns (no size or width where every trial is on a toy,
-    whose MLP has neither), then ``metric_columns``."""
+    whose MLP has neither), then the metrics that go with the ranking ``metric``."""
     from sigdist.config import has_width
+    from sigdist.metrics.names import METRICS, table_metrics
+    from sigdist.reports.tables import table
 
     config_columns = CONFIG_COLUMNS
     if rows and not any(has_width(config.get("data.name")) for config, _ in rows):
         config_columns = tuple(c for c in CONFIG_COLUMNS if c[0] not in ("size", "width"))
-    columns = config_columns + metric_columns
-    lines = [" ".join(f"{title:>{width}}" for title, _, width, _ in columns)]
-    for config, metrics in rows:
-        values = [config[key] for _, key, _, _ in config_columns]
-        values += [metrics.get(key, float("nan")) for _, key, _, _ in metric_columns]
-        lines.append(" ".join(f"{format(value, fmt):>{width}}"
-                              for value, (_, _, width, fmt) in zip(values, columns, strict=True)))
-    return "\n".join(lines)
+    shown = table_metrics(metric)
+    header = [title for title, _, _ in config_columns] + [*shown, "step"]
+    body = [[format(config[key], fmt) for _, key, fmt in config_columns]
+            + [METRICS[name].format(metrics.get(name, float("nan"))) for name in shown]
+            + [f"{metrics.get('step', float('nan')):.0f}"] for config, metrics in rows]
+    return table(header, body)
 
 
-def best_trials_table(results, metric: str, mode: str, count: int = 5) -> str:
-    rows = sorted(_rows(results, metric), key=lambda row: row[1][metric], reverse=(mode == "max"))
-    return trials_table(rows[:count], COLUMNS_BY_METRIC.get(metric, METRIC_COLUMNS))
+def best_trials_table(rows, metric: str, mode: str, count: int = 5) -> str:
+    ranked = sorted(rows, key=lambda row: row[1][metric], reverse=(mode == "max"))
+    return trials_table(ranked[:count], metric)
 
 
 def pareto_front(points: Sequence[Sequence[float]], modes: Sequence[str]) -> list[int]:
@@ -79,11 +84,11 @@ def pareto_front(points: Sequence[Sequence[float]], modes: Sequence[str]) -> lis
     return [i for i, p in enumerate(keyed) if not any(dominates(q, p) for q in keyed)]
 
 
-def pareto_table(results, metrics: Sequence[str], modes: Sequence[str]) -> str:
-    rows = [row for row in _rows(results, metrics[-1]) if all(m in row[1] for m in metrics)]
+def pareto_table(rows, metrics: Sequence[str], modes: Sequence[str]) -> str:
+    rows = [row for row in rows if all(m in row[1] for m in metrics)]
     front = pareto_front([[row[1][m] for m in metrics] for row in rows], modes)
     chosen = sorted((rows[i] for i in front), key=lambda row: row[1][metrics[-1]])
-    return trials_table(chosen, COLUMNS_BY_METRIC.get(metrics[-1], METRIC_COLUMNS))
+    return trials_table(chosen, metrics[-1])
 
 
 LOCAL_UI = "http://127.0.0.1:5000"
@@ -142,11 +147,12 @@ def optuna_figures(storage_url: str, study_name: str, metrics: Sequence[str]) ->
     return figures
 
 
-def finish_study_run(tracking_uri: str, parent_run_id: str, results, *,
+def finish_study_run(tracking_uri: str, parent_run_id: str, *,
                      figures: dict[str, Any], metric: str, mode: str) -> None:
     """The parent run gets Optuna's plots, the best trial's metrics and config, and ends."""
     from mlflow import MlflowClient
 
+    from sigdist.metrics.names import METRICS
     from sigdist.reports.figures import lam_figure_metric, lam_metric_figure, plt
     from sigdist.reports.runs import trial_runs, trials_frame
 
@@ -166,13 +172,13 @@ def finish_study_run(tracking_uri: str, parent_run_id: str, results, *,
                   lam_figure: "trials"}.get(name, "optuna")
         client.log_figure(parent_run_id, figure, f"{folder}/{name}.png")
         plt.close(figure)
-    rows = sorted(_rows(results, metric), key=lambda row: row[1][metric],
-                  reverse=(mode == "max"))
+    rows = sorted(trial_rows(tracking_uri, parent_run_id, metric),
+                  key=lambda row: row[1][metric], reverse=(mode == "max"))
     if rows:
         config, metrics = rows[0]
         client.log_dict(parent_run_id, {"config": config, "metrics": metrics},
                         "best_trial.json")
-        for name in ("modes", "kl", "high_quality", "inception_score", "fid"):
+        for name in METRICS:
             if name in metrics:
                 client.log_metric(parent_run_id, f"best_trial.{name}", float(metrics[name]))
     client.set_terminated(parent_run_id, status="FINISHED")

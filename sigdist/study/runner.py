@@ -15,17 +15,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sigdist.config import ConfigError, from_flat, parse_assignment
+from sigdist.metrics.names import OBJECTIVES, modes_of
 from sigdist.sizes import WIDTH_KEYS
 
 SpaceFn = Any  # sigdist.study.search.SpaceFn (imported lazily: Optuna loads with Ray)
-
-# The objectives a study can optimise: one metric, or two for a Pareto front (quality vs
-# coverage). ASHA needs one metric to compare trials; it always uses the first coverage metric.
-OBJECTIVES = {"kl": (["kl"], ["min"]), "pareto": (["high_quality", "kl"], ["max", "min"])}
-# CIFAR-10's (Table 3): FID alone, or inception score vs FID. ASHA uses the last metric of an
-# objective, the coverage one: KL, or FID.
-FIDELITY_OBJECTIVES = {"fid": (["fid"], ["min"]),
-                       "pareto": (["inception_score", "fid"], ["max", "min"])}
 
 
 @dataclass(frozen=True)
@@ -56,11 +49,11 @@ class StudyOptions:
 
     @property
     def metrics(self) -> list[str]:
-        return self.objectives[self.objective][0]
+        return list(self.objectives[self.objective])
 
     @property
     def modes(self) -> list[str]:
-        return self.objectives[self.objective][1]
+        return modes_of(self.metrics)
 
     @property
     def scheduler_metric(self) -> tuple[str, str]:
@@ -83,7 +76,7 @@ def study_parser(description: str, objectives: dict[str, tuple] = OBJECTIVES
                         "0.25 where this machine has a GPU, else 0)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the search and the trials")
     parser.add_argument("--objective", choices=sorted(objectives), default=next(iter(objectives)),
-                        help=", ".join(f"{name}: {' vs '.join(metrics)}" for name, (metrics, _)
+                        help=", ".join(f"{name}: {' vs '.join(metrics)}" for name, metrics
                                        in objectives.items()) + " (two: a Pareto front)")
     parser.add_argument("--tracking-uri", default=None,
                         help="MLflow: sqlite:///PATH or http://HOST:PORT (default: "

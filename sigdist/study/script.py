@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sigdist.config import ConfigError
+from sigdist.metrics.names import METRICS, OBJECTIVES
 from sigdist.study.runner import (
-    OBJECTIVES,
     SpaceFn,
     StudyOptions,
     check_options,
@@ -216,7 +216,7 @@ def main(script: StudyScript, argv: list[str] | None = None) -> int:
             # Ray Tune catches Ctrl-C itself: it stops the running trials, saves the study
             # and returns as if done. The study is not done: it says so and exits 130.
             raise KeyboardInterrupt
-        report(options, results, parent)
+        report(options, parent)
         if script.report is not None:
             from sigdist.study.tracking import log_final_checkpoints
 
@@ -338,7 +338,7 @@ def grid_report(options: StudyOptions):
     return make
 
 
-def report(options: StudyOptions, results, parent_run_id: str) -> None:
+def report(options: StudyOptions, parent_run_id: str) -> None:
     from sigdist.study.report import (
         LOCAL_UI,
         best_trials_table,
@@ -347,6 +347,7 @@ def report(options: StudyOptions, results, parent_run_id: str) -> None:
         outcome_counts,
         pareto_table,
         settle_lost_optuna_trials,
+        trial_rows,
         ui_command,
     )
     if options.grid:
@@ -355,18 +356,18 @@ def report(options: StudyOptions, results, parent_run_id: str) -> None:
         storage_url = optuna_storage_url(options)
         settle_lost_optuna_trials(storage_url, options.name)
         figures = optuna_figures(storage_url, options.name, options.metrics)
-    finish_study_run(options.tracking_uri, parent_run_id, results, figures=figures,
+    finish_study_run(options.tracking_uri, parent_run_id, figures=figures,
                      metric=options.metrics[-1], mode=options.modes[-1])
-    counts = outcome_counts(results)
-    print(f"\n{len(results)} trials: " + ", ".join(f"{n} {what}" for what, n in counts.items())
-          + ".")
-    names = {"high_quality": "high quality", "kl": "KL", "inception_score": "IS", "fid": "FID"}
-    if len(options.metrics) > 1:
-        print(f"Pareto front ({' vs '.join(names[m] for m in options.metrics)}):")
-        print(pareto_table(results, options.metrics, options.modes) + "\n")
+    counts = outcome_counts(options.tracking_uri, parent_run_id)
+    print(f"\n{sum(counts.values())} trials: "
+          + ", ".join(f"{n} {what}" for what, n in counts.items()) + ".")
     metric, mode = options.scheduler_metric
-    print(f"best trials ({'lowest' if mode == 'min' else 'highest'} {names[metric]}):")
-    print(best_trials_table(results, metric, mode))
+    rows = trial_rows(options.tracking_uri, parent_run_id, metric)
+    if len(options.metrics) > 1:
+        print(f"Pareto front ({' vs '.join(METRICS[m].label for m in options.metrics)}):")
+        print(pareto_table(rows, options.metrics, options.modes) + "\n")
+    print(f"best trials ({'lowest' if mode == 'min' else 'highest'} {METRICS[metric].label}):")
+    print(best_trials_table(rows, metric, mode))
     print(f"\nMLflow: experiment {options.experiment!r}, parent run {options.name!r}.")
     from mlflow import MlflowClient
 
