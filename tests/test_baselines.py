@@ -39,6 +39,7 @@ SHORT = {"vae": {"train.steps": 6000},
                           "train.lr_d": 0.01, "train.lr_schedule": "constant", "loss.k": 256}}
 
 
+@pytest.mark.slow  # thousands of steps each
 @pytest.mark.parametrize("method", sorted(SHORT))
 def test_each_baseline_learns_the_grid_better_than_a_collapsed_sampler(method):
     cfg = Config().replace(**{"method": method, "run.device": "cpu", "run.eval_samples": 10_000,

@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 from studyrun import TERMINAL, progress_header, run_script, smoke_study, study_runs
 
+# end to end (real Ray, MLflow, study scripts): left out of the fast loop
+pytestmark = pytest.mark.slow
+
 METHODS = {"gan", "gan_si", "wgan_gp", "wgan_gp_si"}
 
 

@@ -120,6 +120,7 @@ def test_score_refuses_bad_arrays(tmp_path, array, message):
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow  # several CLI runs in a row
 def test_score_refuses_bad_files_before_computing(tmp_path):
     empty, archive = tmp_path / "empty.npy", tmp_path / "a.npz"
     empty.write_bytes(b"")
@@ -150,6 +151,7 @@ def _copy_run(trained_run, where):
     return where
 
 
+@pytest.mark.slow  # several CLI runs in a row
 def test_resume_of_a_finished_run_keeps_it_and_fewer_steps_are_refused(trained_run, tmp_path):
     copy = _copy_run(trained_run, tmp_path / "copy")
     before = {p.name: p.read_bytes() for p in copy.iterdir()}
@@ -186,6 +188,7 @@ def test_out_that_is_a_file_is_refused(tmp_path):
     assert "Traceback" not in result.stderr and target.read_text() == "keep me"
 
 
+@pytest.mark.slow  # several CLI runs in a row
 def test_sample_streams_into_the_file(trained_run, tmp_path):
     out = tmp_path / "many.npy"
     result = sigdist("sample", "--checkpoint", str(trained_run / "checkpoint.pt"), "--n",
@@ -220,6 +223,7 @@ def _broken_checkpoint(trained_run, tmp_path, kind: str):
     return run
 
 
+@pytest.mark.slow  # several CLI runs in a row
 @pytest.mark.parametrize("kind", ["empty", "no_generator", "no_config", "mismatched"])
 def test_unusable_checkpoints_are_refused_by_sample_and_resume(trained_run, tmp_path, kind):
     run = _broken_checkpoint(trained_run, tmp_path, kind)
@@ -237,6 +241,7 @@ def test_unusable_checkpoints_are_refused_by_sample_and_resume(trained_run, tmp_
     assert after == before
 
 
+@pytest.mark.slow  # several CLI runs in a row
 def test_names_too_long_and_seeds_out_of_range_are_refused(trained_run, tmp_path):
     long_name = "x" * 300
     train = sigdist("train", *QUICK, "--out", str(tmp_path / long_name))
@@ -251,6 +256,7 @@ def test_names_too_long_and_seeds_out_of_range_are_refused(trained_run, tmp_path
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow  # several CLI runs in a row
 def test_a_read_only_file_system_is_refused_before_any_work(trained_run, tmp_path):
     """A real read-only mount (a mount namespace of the test's own): root's permission bits
     would not stop a write, the file system does."""

@@ -35,6 +35,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -260,44 +262,37 @@ def local_variant(cluster: dict, *, name: str, key: Path, proxy_command: str, to
     }
 
 
-@pytest.fixture
-def short_tmp():
-    """Ray's socket paths must stay under 107 characters: a short directory for the cluster."""
-    path = Path(tempfile.mkdtemp(prefix="rayup-", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+@dataclass
+class Sshd:
+    """The test's sshd on a free loopback port: its own host key, authorized key and HOME."""
+
+    base: Path  # short: Ray's socket paths must stay under 107 characters
+    home: Path
+    key: Path
+    token: Path
+    port: int
+    proxy_command: str
+    isolated: bool  # in a PID namespace of its own
+    ports: list[int] = field(default_factory=list)  # to be closed once it stops
 
 
-@pytest.mark.slow
-def test_ray_up_of_a_local_copy_runs_the_smoke_sweep(tmp_path, short_tmp):
-    if not os.path.exists(SSHD):
-        pytest.skip(f"{SSHD} is absent (Debian package openssh-server)")
-    for tool in ("ssh", "ssh-keygen", "rsync"):
-        assert shutil.which(tool), f"`ray up` needs {tool} (Debian packages openssh-client, rsync)"
+@dataclass
+class LocalCluster:
+    """A `ray up` of the local-provider copy of cluster.yaml, served by :class:`Sshd`."""
 
-    base = short_tmp
-    home, sshd_dir, results = base / "home", base / "sshd", base / "results"
-    for d in (home, sshd_dir, results):
-        d.mkdir()
-    (home / ".bashrc").write_text("")
-    (home / "venv").symlink_to(os.path.dirname(VENV_BIN))
-    key = sshd_dir / "id_ed25519"
-    for path in (key, sshd_dir / "host_ed25519"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)],
-                       check=True)
-    (sshd_dir / "authorized_keys").write_text(Path(f"{key}.pub").read_text())
-    token = sshd_dir / "auth_token"
-    token.write_text(os.urandom(32).hex())
-    proxy = sshd_dir / "proxy.py"
-    proxy.write_text(PROXY)
+    config_path: Path
+    ports: dict[str, int]
+    ray: Callable[..., subprocess.CompletedProcess]
+    synced_before: set[str]  # the project's files before `ray up` copied them
+    downed: bool = False
 
-    ssh_port = free_port()
-    (sshd_dir / "sshd_config").write_text(f"""\
+
+SSHD_CONFIG = """\
 ListenAddress 127.0.0.1
-Port {ssh_port}
-HostKey {sshd_dir}/host_ed25519
-PidFile {sshd_dir}/sshd.pid
-AuthorizedKeysFile {sshd_dir}/authorized_keys
+Port {port}
+HostKey {dir}/host_ed25519
+PidFile {dir}/sshd.pid
+AuthorizedKeysFile {dir}/authorized_keys
 PermitRootLogin prohibit-password
 PubkeyAuthentication yes
 PasswordAuthentication no
@@ -309,161 +304,214 @@ MaxStartups 100
 MaxSessions 100
 SetEnv HOME={home} RAY_TMPDIR={base} RAY_USAGE_STATS_ENABLED=0 \
 MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false
-""")
-    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege-separation dir
+"""
 
+
+@pytest.fixture
+def sshd(tmp_path):
+    """sshd for `ray up` over SSH to 127.0.0.1. On teardown, every process the test started
+    (each named by the test's directory) is gone, and so are its listening ports."""
+    if not os.path.exists(SSHD):
+        pytest.skip(f"{SSHD} is absent (Debian package openssh-server)")
+    for tool in ("ssh", "ssh-keygen", "rsync"):
+        assert shutil.which(tool), f"`ray up` needs {tool} (Debian packages openssh-client, rsync)"
+    base = Path(tempfile.mkdtemp(prefix="rayup-", dir="/tmp"))
+    home, sshd_dir = base / "home", base / "sshd"
+    for d in (home, sshd_dir, base / "results"):
+        d.mkdir()
+    (home / ".bashrc").write_text("")
+    (home / "venv").symlink_to(os.path.dirname(VENV_BIN))
+    key = sshd_dir / "id_ed25519"
+    for path in (key, sshd_dir / "host_ed25519"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)],
+                       check=True)
+    (sshd_dir / "authorized_keys").write_text(Path(f"{key}.pub").read_text())
+    token = sshd_dir / "auth_token"
+    token.write_text(os.urandom(32).hex())
+    (sshd_dir / "proxy.py").write_text(PROXY)
+    port = free_port()
+    (sshd_dir / "sshd_config").write_text(SSHD_CONFIG.format(port=port, dir=sshd_dir,
+                                                             home=home, base=base))
+    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege-separation dir
+    server = Sshd(base=base, home=home, key=key, token=token, port=port,
+                  proxy_command=f"{sys.executable} {sshd_dir / 'proxy.py'} %h {port}",
+                  isolated=namespaces_work())
+    command = [SSHD, "-D", "-e", "-f", str(sshd_dir / "sshd_config")]
+    if server.isolated:
+        command = ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc", *command]
+    log = open(tmp_path / "sshd.log", "w")
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    try:
+        def listening():
+            assert process.poll() is None, (tmp_path / "sshd.log").read_text()
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", port)) == 0
+        wait_for(listening, 30, "sshd")
+        yield server
+    finally:
+        stop_process_group(process)
+        log.close()
+        left = _stop_leftovers(server)
+        shutil.rmtree(base, ignore_errors=True)
+    assert not left, f"left behind: {left}"
+    for open_port in (port, *server.ports):  # sshd's, Ray's GCS and the MLflow server's
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", open_port)) != 0, open_port
+
+
+def _stop_leftovers(server: Sshd) -> dict[int, str]:
+    """In its PID namespace, everything the SSH sessions started ended with sshd (and the SSH
+    connection `ray` keeps open for a few seconds ends with it). Without one, the MLflow server
+    outlives sshd, as `ray down` leaves it to the end of the machine on AWS: stop its process
+    group, recorded by cluster.yaml's command (a host PID only then), and any process named by
+    the test's directory. Returns what was still running."""
+    server_pid = server.home / "mlflow" / "server.pid"
+    if not server.isolated and server_pid.is_file():
+        try:
+            os.killpg(int(server_pid.read_text()), signal.SIGKILL)
+        except (ProcessLookupError, ValueError):
+            pass
+    deadline = time.monotonic() + 30
+    while processes_mentioning(str(server.base)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    left = processes_mentioning(str(server.base))
+    for pid in left:  # the test's own processes, every one named by its directory
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return left
+
+
+@pytest.fixture
+def local_cluster(sshd: Sshd, tmp_path):
+    """`ray up` of cluster.yaml's local copy (token auth, the head's MLflow server), with the
+    project synced by its file_mounts; `ray down` on teardown, whatever happened."""
     ports = {name: free_port()
              for name in ("gcs", "object_manager", "dashboard", "agent", "mlflow")}
-    cluster_name = f"sigdist-local-{base.name[len('rayup-'):].lower()}"
-    proxy_command = f"{sys.executable} {proxy} %h {ssh_port}"
-    config = local_variant(load_cluster(), name=cluster_name, key=key, token=token,
-                           proxy_command=proxy_command, ports=ports)
+    sshd.ports += [ports["gcs"], ports["mlflow"]]
+    name = f"sigdist-local-{sshd.base.name[len('rayup-'):].lower()}"
+    config = local_variant(load_cluster(), name=name, key=sshd.key, token=sshd.token,
+                           proxy_command=sshd.proxy_command, ports=ports)
     config_path = tmp_path / "cluster-local.yaml"
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     ray_validate(config)
-
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_TMPDIR": str(base),
-           "TMPDIR": str(base), "PATH": f"{VENV_BIN}:{os.environ['PATH']}"}
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_TMPDIR": str(sshd.base),
+           "TMPDIR": str(sshd.base), "PATH": f"{VENV_BIN}:{os.environ['PATH']}"}
     env.pop("RAY_ADDRESS", None)
-    ray_cli = os.path.join(VENV_BIN, "ray")
 
     def ray(*args: str, timeout: float = 300, **extra_env: str) -> subprocess.CompletedProcess:
-        done = subprocess.run([ray_cli, *args], cwd=ROOT, env={**env, **extra_env},
-                              capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run([os.path.join(VENV_BIN, "ray"), *args], cwd=ROOT,
+                              env={**env, **extra_env}, capture_output=True, text=True,
+                              timeout=timeout)
         with open(tmp_path / f"ray-{args[0]}.log", "a") as log:  # kept for a failure's story
             log.write(f"$ ray {' '.join(args)}\n{done.stdout}\n{done.stderr}\n")
         return done
 
-    isolated = namespaces_work()
-    sshd_cmd = [SSHD, "-D", "-e", "-f", str(sshd_dir / "sshd_config")]
-    if isolated:
-        sshd_cmd = ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc", *sshd_cmd]
-    sshd_log = open(tmp_path / "sshd.log", "w")
-    sshd = subprocess.Popen(sshd_cmd, stdout=sshd_log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    tunnel = None
-    downed = False
+    cluster = LocalCluster(config_path=config_path, ports=ports, ray=ray,
+                           synced_before=project_files(ROOT))
     try:
-        def sshd_listening():
-            assert sshd.poll() is None, (tmp_path / "sshd.log").read_text()
-            with socket.socket() as s:
-                return s.connect_ex(("127.0.0.1", ssh_port)) == 0
-        wait_for(sshd_listening, 30, "sshd")
-
-        local_before = project_files(ROOT)
         up = ray("up", "-y", "--no-config-cache", str(config_path))
         assert up.returncode == 0, f"ray up failed:\n{up.stdout[-4000:]}\n{up.stderr[-4000:]}"
-        # file_mounts copied the whole project, and nothing else (others may edit the tree
-        # meanwhile: a file made or removed during `ray up` may go either way).
-        local_after, copied = project_files(ROOT), project_files(home / "sigdist")
-        assert local_before & local_after <= copied <= local_before | local_after
-        assert "sigdist/data/__init__.py" in copied and "studies/gmm25_sweep.py" in copied
-        assert not list((home / "sigdist").rglob("__pycache__"))
-
-        # Token authentication is on: a client with the wrong token is refused.
-        wrong = ray("status", "--address", f"127.0.0.1:{ports['gcs']}", timeout=120,
-                    RAY_AUTH_MODE="token", RAY_AUTH_TOKEN="0" * 64)
-        assert wrong.returncode != 0
-        assert "InvalidAuthToken" in wrong.stdout + wrong.stderr, wrong.stderr[-3000:]
-
-        # The sweep as docs/cluster.md runs it: from the synced project, on the cluster
-        # (--address auto), tracked by the head's MLflow server. Two trials, one round.
-        trials = 2
-        sweep = (f"cd ~/sigdist && {sys.executable} studies/gmm25_sweep.py --smoke-test"
-                 f" --num-samples {trials} --name cluster_smoke --address auto"
-                 f" --storage-path {results} --tracking-uri \"$(cat ~/mlflow/tracking_uri)\"")
-        # The MLflow UI's way in: an SSH tunnel to the server's private address.
-        tunnel_port = free_port()
-        tunnel = subprocess.Popen(
-            ["ssh", "-N", "-i", str(key), "-o", "StrictHostKeyChecking=no",
-             "-o", "UserKnownHostsFile=/dev/null", "-o", "ExitOnForwardFailure=yes",
-             "-o", f"ProxyCommand={proxy_command}",
-             "-L", f"{tunnel_port}:127.0.0.1:{ports['mlflow']}", "root@127.0.0.1"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        mlflow_url = f"http://127.0.0.1:{tunnel_port}"
-
-        def mlflow_api(path: str, body: dict | None = None) -> dict:
-            data = None if body is None else json.dumps(body).encode()
-            request = urllib.request.Request(f"{mlflow_url}{path}", data=data,
-                                             headers={"Content-Type": "application/json"})
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return json.loads(response.read().decode() or "{}")
-
-        def mlflow_up() -> bool:
-            try:
-                with urllib.request.urlopen(f"{mlflow_url}/health", timeout=5) as response:
-                    return response.read().decode().strip() == "OK"
-            except OSError:
-                return False
-        # The scripts check the server before anything starts: it must be up (MLflow takes
-        # tens of seconds to create its database on a busy 2-core machine).
-        wait_for(mlflow_up, 150, "the MLflow server on the head, through the SSH tunnel")
-        assert (home / "mlflow" / "tracking_uri").read_text().strip() == \
-            f"http://127.0.0.1:{ports['mlflow']}"
-
-        run = ray("exec", "--no-config-cache", str(config_path), sweep, timeout=400)
-        output = (run.stdout + run.stderr).replace("\r\n", "\n")  # ssh -tt: a terminal's lines
-        assert run.returncode == 0, f"the sweep failed:\n{output[-6000:]}"
-        # It joined the cluster that `ray up` started, and its trials ran and reported there.
-        assert re.search(rf"Connecting to existing Ray cluster at address: \S+:{ports['gcs']}",
-                         output), output[-6000:]
-        table = output.split("best trials (lowest KL):\n")[1].split("\n\n")[0].splitlines()
-        assert table[0].split()[:3] == ["method", "lam", "k"] and len(table) == 1 + trials
-        trial_results = list(results.glob("cluster_smoke/*/result.json"))
-        assert len(trial_results) == trials
-        assert all(p.read_text().strip() for p in trial_results)
-        # ... and were tracked by the head's MLflow server: one parent run and one per trial,
-        # none left RUNNING, read through the tunnel as the UI reads them.
-        experiment = mlflow_api("/api/2.0/mlflow/experiments/get-by-name"
-                                "?experiment_name=gmm25_sweep_smoke")["experiment"]
-        runs = mlflow_api("/api/2.0/mlflow/runs/search",
-                          {"experiment_ids": [experiment["experiment_id"]]})["runs"]
-        assert len(runs) == 1 + trials
-        assert all(r["info"]["status"] in ("FINISHED", "KILLED") for r in runs), runs
-
-        down = ray("down", "-y", str(config_path), timeout=120)
-        downed = True
-        assert down.returncode == 0, down.stdout[-3000:] + down.stderr[-3000:]
-        # `ray down` ran `ray stop` on the head: no process of Ray's session is left.
-        wait_for(lambda: not processes_mentioning(f"{base}/ray/"), 30,
-                 f"`ray down` to stop Ray: {processes_mentioning(f'{base}/ray/')}")
+        yield cluster
     finally:
-        if not downed:
+        if not cluster.downed:
             try:
                 ray("down", "-y", str(config_path), timeout=120)
             except subprocess.TimeoutExpired:
                 pass
-        if tunnel is not None:
-            stop_process_group(tunnel)
-        stop_process_group(sshd)
-        sshd_log.close()
-        # In its PID namespace, everything the SSH sessions started ends with sshd (and the SSH
-        # connection `ray` keeps open for a few seconds ends with it). Without one, the MLflow
-        # server outlives sshd, as `ray down` leaves it to the end of the machine on AWS: stop
-        # its process group, recorded by cluster.yaml's command (a host PID only then).
-        server_pid = home / "mlflow" / "server.pid"
-        if not isolated and server_pid.is_file():
-            try:
-                os.killpg(int(server_pid.read_text()), signal.SIGKILL)
-            except (ProcessLookupError, ValueError):
-                pass
-        deadline = time.monotonic() + 30
-        while processes_mentioning(str(base)) and time.monotonic() < deadline:
-            time.sleep(0.5)
-        left = processes_mentioning(str(base))
-        for pid in left:  # the test's own processes, every one named by its directory
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         control_dir = Path(f"/tmp/ray_ssh_{_sha(getpass.getuser())}")
-        shutil.rmtree(control_dir / _sha(cluster_name), ignore_errors=True)
+        shutil.rmtree(control_dir / _sha(name), ignore_errors=True)
         if control_dir.is_dir() and not any(control_dir.iterdir()):
             control_dir.rmdir()
-    assert not left, f"left behind: {left}"
-    for port in (ssh_port, ports["gcs"], ports["mlflow"]):  # sshd, Ray's GCS and MLflow: gone
-        with socket.socket() as s:
-            assert s.connect_ex(("127.0.0.1", port)) != 0, port
+
+
+@pytest.fixture
+def head_mlflow(sshd: Sshd, local_cluster: LocalCluster):
+    """The head's MLflow server as the UI reaches it, through an SSH tunnel: its URL, once it
+    answers (it takes tens of seconds to create its database on a busy 2-core machine)."""
+    port = free_port()
+    tunnel = subprocess.Popen(
+        ["ssh", "-N", "-i", str(sshd.key), "-o", "StrictHostKeyChecking=no",
+         "-o", "UserKnownHostsFile=/dev/null", "-o", "ExitOnForwardFailure=yes",
+         "-o", f"ProxyCommand={sshd.proxy_command}",
+         "-L", f"{port}:127.0.0.1:{local_cluster.ports['mlflow']}", "root@127.0.0.1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
+                return response.read().decode().strip() == "OK"
+        except OSError:
+            return False
+    try:
+        wait_for(up, 150, "the MLflow server on the head, through the SSH tunnel")
+        yield url
+    finally:
+        stop_process_group(tunnel)
+
+
+def mlflow_api(url: str, path: str, body: dict | None = None) -> dict:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(f"{url}{path}", data=data,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read().decode() or "{}")
+
+
+@pytest.mark.slow
+def test_ray_up_of_a_local_copy_runs_the_smoke_sweep(sshd, local_cluster, head_mlflow):
+    ray, ports = local_cluster.ray, local_cluster.ports
+    # file_mounts copied the whole project, and nothing else (others may edit the tree
+    # meanwhile: a file made or removed during `ray up` may go either way).
+    before, after = local_cluster.synced_before, project_files(ROOT)
+    copied = project_files(sshd.home / "sigdist")
+    assert before & after <= copied <= before | after
+    assert "sigdist/data/__init__.py" in copied and "studies/gmm25_sweep.py" in copied
+    assert not list((sshd.home / "sigdist").rglob("__pycache__"))
+
+    # Token authentication is on: a client with the wrong token is refused.
+    wrong = ray("status", "--address", f"127.0.0.1:{ports['gcs']}", timeout=120,
+                RAY_AUTH_MODE="token", RAY_AUTH_TOKEN="0" * 64)
+    assert wrong.returncode != 0
+    assert "InvalidAuthToken" in wrong.stdout + wrong.stderr, wrong.stderr[-3000:]
+    assert (sshd.home / "mlflow" / "tracking_uri").read_text().strip() == \
+        f"http://127.0.0.1:{ports['mlflow']}"
+
+    # The sweep as docs/cluster.md runs it: from the synced project, on the cluster
+    # (--address auto), tracked by the head's MLflow server. Two trials, one round.
+    trials, results = 2, sshd.base / "results"
+    sweep = (f"cd ~/sigdist && {sys.executable} studies/gmm25_sweep.py --smoke-test"
+             f" --num-samples {trials} --name cluster_smoke --address auto"
+             f" --storage-path {results} --tracking-uri \"$(cat ~/mlflow/tracking_uri)\"")
+    run = ray("exec", "--no-config-cache", str(local_cluster.config_path), sweep, timeout=400)
+    output = (run.stdout + run.stderr).replace("\r\n", "\n")  # ssh -tt: a terminal's lines
+    assert run.returncode == 0, f"the sweep failed:\n{output[-6000:]}"
+    # It joined the cluster that `ray up` started, and its trials ran and reported there ...
+    assert re.search(rf"Connecting to existing Ray cluster at address: \S+:{ports['gcs']}",
+                     output), output[-6000:]
+    table = output.split("best trials (lowest KL):\n")[1].split("\n\n")[0].splitlines()
+    assert table[0].split()[:3] == ["method", "lam", "k"] and len(table) == 1 + trials
+    trial_results = list(results.glob("cluster_smoke/*/result.json"))
+    assert len(trial_results) == trials
+    assert all(p.read_text().strip() for p in trial_results)
+    # ... and were tracked by the head's MLflow server: one parent run and one per trial,
+    # none left RUNNING, read through the tunnel as the UI reads them.
+    experiment = mlflow_api(head_mlflow, "/api/2.0/mlflow/experiments/get-by-name"
+                            "?experiment_name=gmm25_sweep_smoke")["experiment"]
+    runs = mlflow_api(head_mlflow, "/api/2.0/mlflow/runs/search",
+                      {"experiment_ids": [experiment["experiment_id"]]})["runs"]
+    assert len(runs) == 1 + trials
+    assert all(r["info"]["status"] in ("FINISHED", "KILLED") for r in runs), runs
+
+    down = ray("down", "-y", str(local_cluster.config_path), timeout=120)
+    local_cluster.downed = True
+    assert down.returncode == 0, down.stdout[-3000:] + down.stderr[-3000:]
+    # `ray down` ran `ray stop` on the head: no process of Ray's session is left.
+    wait_for(lambda: not processes_mentioning(f"{sshd.base}/ray/"), 30,
+             f"`ray down` to stop Ray: {processes_mentioning(f'{sshd.base}/ray/')}")
 
 
 def _sha(text: str) -> str:

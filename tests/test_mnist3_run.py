@@ -11,6 +11,9 @@ import torch
 from sigdist.config import from_flat
 from sigdist.train import Trainer
 
+# end to end (real Ray, MLflow, study scripts): left out of the fast loop
+pytestmark = pytest.mark.slow
+
 
 def sigdist(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "sigdist", *args], capture_output=True,

@@ -3,6 +3,9 @@
 import pytest
 
 ray = pytest.importorskip("ray")
+
+# end to end (real Ray, MLflow, study scripts): left out of the fast loop
+pytestmark = pytest.mark.slow
 from ray import tune  # noqa: E402
 
 from sigdist.config import from_flat  # noqa: E402
