@@ -160,6 +160,9 @@ class RunConfig:
         "generated samples scored per evaluation (Table 1: 50,000)")))
     eval_samples_intermediate: int = field(default=0, metadata=_range(0, high=2_000_000, help=(
         "samples scored at the evaluations before the last (0: run.eval_samples)")))
+    check_every: int = field(default=50, metadata=_range(1, high=MAX_STEPS, help=(
+        "steps between the checks that every loss is finite, each one wait for the device; "
+        "a divergence still names its first step")))
     bf16: bool = field(default=False, metadata=_help(
         "CUDA only: bf16 autocast of the networks' forward passes (losses in fp32)"))
     channels_last: bool = field(default=False, metadata=_help(

@@ -13,7 +13,6 @@ its own generator, seeded afresh each time, so evaluating never changes the trai
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -86,8 +85,7 @@ class Trainer:
         self.step = 0
         # its networks are built after the generator: initialisation draws keep their order
         self.method: Method = build_method(self)
-        self._loss_sums: dict[str, float] = {}
-        self._loss_count = 0
+        self._window = LossWindow()
 
     # ----------------------------------------------------------------- the methods' context
     def noise(self, n: int, rng: torch.Generator) -> torch.Tensor:
@@ -176,44 +174,36 @@ class Trainer:
             return score_chunks(self.iter_generate(n, batch_size=1000), n)
         return self._scorer(self.generate(n))
 
-    def _check_finite(self, step_losses: dict[str, torch.Tensor]) -> dict[str, float]:
-        # One host sync per step for all losses together.
-        values = torch.stack(list(step_losses.values())).tolist()
-        named = dict(zip(step_losses, values, strict=True))
-        for name, value in named.items():
-            if not math.isfinite(value):
-                raise DivergenceError(self.step + 1, name, value)
-        return named
-
     def fit(self, report: ReportFn | None = None, on_step: StepFn | None = None
             ) -> dict[str, float]:
         """Train up to ``train.steps``; evaluate every ``run.eval_every`` steps and at the end.
 
         ``report(trainer, metrics)`` receives each evaluation: the data set's metrics, the mean
         of each loss since the previous evaluation, and ``step``. Returns the last evaluation.
+        The losses stay on the device between checks (``run.check_every`` steps, and before
+        each evaluation); ``on_step(trainer, losses)`` takes them as floats every step, at the
+        cost of a wait for the device each time. A divergence raises :class:`DivergenceError`
+        at the next check, naming the step where it began.
         """
         cfg = self.cfg
         metrics: dict[str, float] = {}
         self.generator.train()
         while self.step < cfg.train.steps:
-            step_losses = self._check_finite(self.train_step())
+            step_losses = self.train_step()
             self.step += 1
-            for name, value in step_losses.items():
-                self._loss_sums[name] = self._loss_sums.get(name, 0.0) + value
-            self._loss_count += 1
+            self._window.add(self.step, step_losses)
             if on_step is not None:
-                on_step(self, step_losses)
-            if self.step % cfg.run.eval_every == 0 or self.step == cfg.train.steps:
+                self._window.raise_if_diverged()
+                on_step(self, {k: float(v) for k, v in step_losses.items()})
+            evaluating = self.step % cfg.run.eval_every == 0 or self.step == cfg.train.steps
+            if evaluating or self.step % cfg.run.check_every == 0:
+                self._window.raise_if_diverged()
+            if evaluating:
                 metrics = {**self.evaluate(final=self.step == cfg.train.steps),
-                           **self._window_losses(), "step": self.step}
+                           **self._window.means(), "step": self.step}
                 if report is not None:
                     report(self, metrics)
         return metrics
-
-    def _window_losses(self) -> dict[str, float]:
-        means = {k: v / max(1, self._loss_count) for k, v in self._loss_sums.items()}
-        self._loss_sums, self._loss_count = {}, 0
-        return means
 
     # ----------------------------------------------------------------- checkpoints
     def state_dict(self) -> dict[str, Any]:
@@ -262,6 +252,48 @@ class Trainer:
         trainer = cls(cfg.replace(**(overrides or {})), device=device)
         trainer.load_state_dict(state)
         return trainer
+
+
+class LossWindow:
+    """The losses of the steps since the last evaluation, kept on their device: their sums,
+    and the first step (with its value) at which each became NaN or infinite. Adding a step
+    never waits for the device; :meth:`raise_if_diverged` and :meth:`means` do, once."""
+
+    def __init__(self) -> None:
+        self.names: tuple[str, ...] = ()
+        self.count = 0
+
+    def add(self, step: int, losses: dict[str, torch.Tensor]) -> None:
+        values = torch.stack([v.detach().double() for v in losses.values()])
+        if tuple(losses) != self.names:  # the first step (a method's losses never change)
+            self.raise_if_diverged()
+            self.names, self.count = tuple(losses), 0
+            self.sums = torch.zeros_like(values)
+            self.bad_step = torch.zeros_like(values)  # 0: finite so far
+            self.bad_value = torch.zeros_like(values)
+        newly = ~torch.isfinite(values) & (self.bad_step == 0)
+        self.bad_step = torch.where(newly, torch.full_like(values, step), self.bad_step)
+        self.bad_value = torch.where(newly, values, self.bad_value)
+        self.sums += values
+        self.count += 1
+
+    def raise_if_diverged(self) -> None:
+        if not self.names:
+            return
+        steps = self.bad_step.tolist()
+        diverged = [(int(step), name, value) for step, name, value
+                    in zip(steps, self.names, self.bad_value.tolist(), strict=True) if step]
+        if diverged:
+            raise DivergenceError(*min(diverged, key=lambda item: item[0]))
+
+    def means(self) -> dict[str, float]:
+        """Each loss's mean over the window, which then starts afresh."""
+        if not self.names:
+            return {}
+        means = (self.sums / max(1, self.count)).tolist()
+        self.sums.zero_()
+        self.count = 0
+        return dict(zip(self.names, means, strict=True))
 
 
 class CheckpointError(ValueError):

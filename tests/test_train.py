@@ -110,6 +110,22 @@ def test_divergence_stops_with_the_step_named():
     assert (copy.step, copy.name, str(copy)) == (6, err.value.name, str(err.value))
 
 
+def test_a_divergence_found_at_a_later_check_names_the_step_it_began():
+    """Losses stay on the device between checks: with lr 1e30 the run diverges within its
+    first steps; checked every step or every 8, the error names the same step, loss and value,
+    and no evaluation is reported after it."""
+    errors, reports = [], []
+    for every in (1, 8):
+        trainer = Trainer(_cfg(method="gan_si", **{"train.lr": 1e30, "train.lr_d": 1e30,
+                                                   "run.check_every": every,
+                                                   "run.eval_every": 8}))
+        with pytest.raises(DivergenceError) as err:
+            trainer.fit(report=lambda t, metrics: reports.append(metrics))
+        errors.append((err.value.step, err.value.name, str(err.value)))
+        assert trainer.step == (err.value.step if every == 1 else 8)
+    assert errors[0] == errors[1] and errors[0][0] < 8 and not reports
+
+
 def test_checkpoint_holds_models_optimisers_step_config(tmp_path):
     trainer = Trainer(_cfg(method="wgan_gp_si", **{"train.critic_steps": 1}))
     trainer.fit()
