@@ -22,6 +22,7 @@ from sigdist.config import Config, ConfigError, from_flat
 from sigdist.data import DataSet, sample_gamma
 from sigdist.evaluation import Scorer, build_data, build_scorer
 from sigdist.methods import Method, build_method
+from sigdist.methods.base import adam
 from sigdist.models import build_generator, likelihood_params
 from sigdist.schedules import lr_factor
 
@@ -79,8 +80,7 @@ class Trainer:
         layout = torch.channels_last if self.channels_last else torch.preserve_format
         self.generator.to(memory_format=layout)
         self.noise_dim: int = self.generator.noise_dim
-        adam = dict(betas=(cfg.train.beta1, cfg.train.beta2))
-        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg.train.lr, **adam)
+        self.opt_g = adam(self, self.generator.parameters(), cfg.train.lr)
         self.rng = torch.Generator(self.device).manual_seed(cfg.seed)
         self.step = 0
         # its networks are built after the generator: initialisation draws keep their order
