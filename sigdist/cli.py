@@ -37,6 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument("--checkpoint", required=True, help="a checkpoint.pt written by train")
     sample.add_argument("--n", type=int, required=True, help="number of samples")
     sample.add_argument("--out", required=True, help="output .npy file")
+    sample.add_argument("--member", type=int, default=0, help="a seed population's member "
+                        "(run.seeds > 1): 0 to P - 1 (default 0, the run's own seed)")
     sample.add_argument("--seed", type=int, default=None, help="sampling seed (default: the "
                         "run's evaluation seed)")
 
@@ -174,6 +176,10 @@ def _sample(args: argparse.Namespace) -> int:
         trainer = Trainer.from_checkpoint(args.checkpoint)
     except (CheckpointError, ConfigError) as err:  # ConfigError: its config, e.g. the device
         raise UsageError(f"--checkpoint {args.checkpoint}: {err}") from None
+    members = len(trainer.seeds)
+    if not 0 <= args.member < members:
+        raise UsageError(f"--member: got {args.member}; allowed: 0 to {members - 1} (the "
+                         f"checkpoint holds {members} member{'s' if members > 1 else ''})")
     shape = (args.n, *trainer.data_shape)
     # written chunk by chunk into the .npy file: memory stays O(chunk) for any --n
     try:
@@ -181,7 +187,7 @@ def _sample(args: argparse.Namespace) -> int:
     except OSError as err:  # e.g. a name too long, a full or read-only disk
         raise UsageError(f"--out: cannot write {args.out}: {err.strerror}") from None
     start = 0
-    for chunk in trainer.iter_generate(args.n, seed=args.seed):
+    for chunk in trainer.iter_generate(args.n, seed=args.seed, member=args.member):
         samples[start:start + len(chunk)] = chunk.numpy()
         start += len(chunk)
     samples.flush()

@@ -51,6 +51,13 @@ MAX_STEPS = 10**9
 LIKELIHOODS = ("gaussian", "poisson", "negbin")
 DEVICES = ("auto", "cpu", "cuda")
 LR_SCHEDULES = ("constant", "cosine")
+# How the members of a seed population run (run.seeds > 1): one batched kernel for all
+# (torch.func.vmap), or each member's own kernels in turn; auto: batched on CUDA only.
+MEMBER_KERNELS = ("auto", "vmap", "loop")
+# The methods a seed population trains: every method a study searches (the baselines of
+# Table 1 keep one seed per run).
+POPULATION_METHODS = ("sig", "gan", "gan_si", "wgan_gp", "wgan_gp_si")
+MAX_SEEDS = 1024
 # IS / FID features: torch-fidelity's Inception, or a small fixed network (smoke tests only).
 EXTRACTORS = ("inception", "stand-in")
 
@@ -160,6 +167,13 @@ class RunConfig:
         "generated samples scored per evaluation (Table 1: 50,000)")))
     eval_samples_intermediate: int = field(default=0, metadata=_range(0, high=2_000_000, help=(
         "samples scored at the evaluations before the last (0: run.eval_samples)")))
+    seeds: int = field(default=1, metadata=_range(1, high=MAX_SEEDS, help=(
+        "P, the seed population: P members (seeds seed .. seed + P - 1) trained as one model "
+        "in one run, each equal to the single run of its seed; metrics as mean, standard "
+        "error, worst member and each member")))
+    member_kernels: str = field(default="auto", metadata=_choice(*MEMBER_KERNELS, help=(
+        "run.seeds > 1: vmap (one batched kernel per layer for all members) or loop (each "
+        "member's kernels in turn); auto: vmap on CUDA, loop on the CPU (faster there)")))
     check_every: int = field(default=50, metadata=_range(1, high=MAX_STEPS, help=(
         "steps between the checks that every loss is finite, each one wait for the device; "
         "a divergence still names its first step")))
@@ -306,11 +320,16 @@ def _check_combination(cfg: Config) -> None:
     if cfg.data.stand_in and cfg.data.name != "cifar10":
         raise ConfigError(f"config key 'data.stand_in': got True for '{cfg.data.name}'; "
                           "allowed: true only with data.name=cifar10")
-    if cfg.train.batch_size * cfg.loss.k > MAX_PAIRS:
+    seeds = cfg.run.seeds
+    if seeds > 1:
+        _check_population(cfg)
+    if seeds * cfg.train.batch_size * cfg.loss.k > MAX_PAIRS:
+        keys, got = "'train.batch_size' x 'loss.k'", f"{cfg.train.batch_size} x {cfg.loss.k}"
+        if seeds > 1:  # each member holds its own matrix
+            keys, got = f"'run.seeds' x {keys}", f"{seeds} x {got}"
         raise ConfigError(
-            f"config keys 'train.batch_size' x 'loss.k': got {cfg.train.batch_size} x "
-            f"{cfg.loss.k}; allowed: a product <= {MAX_PAIRS:,} (the N x K likelihood matrix "
-            "of L_K)")
+            f"config keys {keys}: got {got}; allowed: a product <= {MAX_PAIRS:,} (the N x K "
+            "likelihood matrix of L_K)")
     dim = DATA_DIMS.get(cfg.data.name, 2)
     if cfg.run.eval_samples * dim * 4 > MAX_EVAL_BYTES:
         raise ConfigError(
@@ -334,6 +353,30 @@ def _check_combination(cfg: Config) -> None:
             f"'{cfg.method}'; allowed: gaussian (adversarial methods generate samples, not "
             "likelihood parameters)"
         )
+
+
+def _check_population(cfg: Config) -> None:
+    """What a seed population (run.seeds > 1) can train."""
+    seeds = cfg.run.seeds
+    if cfg.method not in POPULATION_METHODS:
+        raise ConfigError(f"config key 'run.seeds': got {seeds} for method {cfg.method!r}; "
+                          f"allowed: 1 (seed populations train {', '.join(POPULATION_METHODS)})")
+    if cfg.loss.likelihood != "gaussian":
+        raise ConfigError(f"config key 'run.seeds': got {seeds} with loss.likelihood="
+                          f"{cfg.loss.likelihood!r}; allowed: 1 (seed populations train the "
+                          "Gaussian likelihood)")
+    if cfg.run.channels_last:
+        raise ConfigError(f"config key 'run.seeds': got {seeds} with run.channels_last=true; "
+                          "allowed: 1 (stacked weights have no channels-last layout)")
+    if cfg.seed + seeds - 1 > 2**32 - 1:
+        raise ConfigError(f"config keys 'seed' + 'run.seeds': got {cfg.seed} + {seeds}; "
+                          f"allowed: seeds up to {2**32 - 1} (the members take seed .. seed + "
+                          "run.seeds - 1)")
+
+
+def member_seeds(cfg: Config) -> tuple[int, ...]:
+    """The seeds of a run's members: ``seed`` .. ``seed + run.seeds - 1``."""
+    return tuple(range(cfg.seed, cfg.seed + cfg.run.seeds))
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:

@@ -6,7 +6,7 @@ losses and ``semi_implicit_generator_loss`` follow Section 3 / Algorithm 1.
 """
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -140,7 +140,7 @@ def gradient_penalty(
     critic: Callable[[torch.Tensor], torch.Tensor],
     real: torch.Tensor,
     fake: torch.Tensor,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | Sequence[torch.Generator] | None = None,
 ) -> torch.Tensor:
     """WGAN-GP gradient penalty mean((||grad critic(x_hat)||_2 - 1)^2).
 
@@ -148,17 +148,28 @@ def gradient_penalty(
     is kept (create_graph) so the penalty trains the critic. Algorithm 1 draws N data and K
     generated samples: when N != K the first min(N, K) rows of each are paired, which are as
     independent as any other pairing because every row is an independent draw.
+
+    A seed population's critic: ``real`` (P, N, ...), ``fake`` (P, K, ...) and one generator
+    per member; member i's eps come from generator i, and the result is the P penalties.
     """
-    if real.shape[1:] != fake.shape[1:]:
+    members = isinstance(generator, list | tuple)
+    sample_dim = 1 if members else 0
+    if real.shape[sample_dim + 1:] != fake.shape[sample_dim + 1:]:
         shapes = f"{tuple(real.shape[1:])} and {tuple(fake.shape[1:])}"
         raise ValueError(f"real and fake samples must have the same shape, got {shapes}")
-    pairs = min(real.shape[0], fake.shape[0])
-    real, fake = real[:pairs], fake[:pairs]
-    eps_shape = (real.shape[0],) + (1,) * (real.dim() - 1)
-    eps = torch.rand(eps_shape, generator=generator, dtype=real.dtype, device=real.device)
+    pairs = min(real.shape[sample_dim], fake.shape[sample_dim])
+    real, fake = real.narrow(sample_dim, 0, pairs), fake.narrow(sample_dim, 0, pairs)
+    eps_shape = (pairs,) + (1,) * (real.dim() - 1 - sample_dim)
+
+    def uniform(stream: torch.Generator | None) -> torch.Tensor:
+        return torch.rand(eps_shape, generator=stream, dtype=real.dtype, device=real.device)
+
+    eps = torch.stack([uniform(stream) for stream in generator]) if members else uniform(
+        generator)
     interpolated = (eps * real.detach() + (1.0 - eps) * fake.detach()).requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(interpolated).sum(), interpolated, create_graph=True)
-    return (grad.reshape(grad.shape[0], -1).norm(dim=1) - 1.0).square().mean()
+    penalties = (grad.reshape(*grad.shape[:sample_dim + 1], -1).norm(dim=-1) - 1.0).square()
+    return penalties.mean(dim=-1) if members else penalties.mean()
 
 
 def wgan_gp_critic_loss(
@@ -167,14 +178,17 @@ def wgan_gp_critic_loss(
     fake: torch.Tensor,
     *,
     gp_weight: float = 10.0,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | Sequence[torch.Generator] | None = None,
 ) -> torch.Tensor:
     """WGAN-GP critic loss mean critic(fake) - mean critic(real) + gp_weight * penalty.
 
-    ``fake`` is detached: this loss trains the critic only.
+    ``fake`` is detached: this loss trains the critic only. With one generator per member (a
+    seed population, see :func:`gradient_penalty`), the P members' losses.
     """
     fake = fake.detach()
     penalty = gradient_penalty(critic, real, fake, generator)
+    if isinstance(generator, list | tuple):
+        return critic(fake).mean(-1) - critic(real).mean(-1) + gp_weight * penalty
     return critic(fake).mean() - critic(real).mean() + gp_weight * penalty
 
 

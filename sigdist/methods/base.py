@@ -5,6 +5,7 @@ training loop (:mod:`sigdist.train`) is the context; a method never reaches past
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import Any, ClassVar, Protocol
 
 import torch
@@ -31,6 +32,11 @@ class TrainingContext(Protocol):
     def psi(self, noise: torch.Tensor) -> torch.Tensor: ...
     def g(self, noise: torch.Tensor) -> torch.Tensor: ...
     def autocast(self) -> contextlib.AbstractContextManager: ...
+    # A seed population (run.seeds > 1): tensors carry the member axis first, ``rng`` is a
+    # list of the members' streams; a method builds its networks through ``network`` and
+    # applies each loss through ``per_member``, which both leave a single run as it is.
+    def network(self, build: Callable[[], nn.Module]) -> nn.Module: ...
+    def per_member(self, loss: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]: ...
 
 
 class Method:

@@ -6,6 +6,7 @@ config gives plain GAN and WGAN-GP lam 0."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -25,11 +26,11 @@ class SIG(Method):
         ctx, cfg = self.ctx, self.ctx.cfg
         x = ctx.data_batch(cfg.train.batch_size)
         # sigma follows loss.sigma_start -> loss.sigma, a function of the step alone (resumable)
-        loss = losses.sig_loss(x, ctx.psi(ctx.noise(cfg.loss.k, ctx.rng)),
-                               likelihood=cfg.loss.likelihood, sigma=sigma_at(cfg, ctx.step),
-                               per_dim=cfg.loss.per_dim)
+        sig_loss = functools.partial(losses.sig_loss, likelihood=cfg.loss.likelihood,
+                                     sigma=sigma_at(cfg, ctx.step), per_dim=cfg.loss.per_dim)
+        loss = ctx.per_member(sig_loss)(x, ctx.psi(ctx.noise(cfg.loss.k, ctx.rng)))
         ctx.opt_g.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.sum().backward()  # a population's members: each gradient its own member's
         ctx.opt_g.step()
         return {"loss_sig": loss.detach()}
 
@@ -41,8 +42,8 @@ class Adversarial(Method):
     def __init__(self, ctx: TrainingContext) -> None:
         super().__init__(ctx)
         layout = torch.channels_last if ctx.channels_last else torch.preserve_format
-        self.discriminator = build_discriminator(ctx.cfg, ctx.data_shape).to(
-            ctx.device, memory_format=layout)
+        self.discriminator = ctx.network(
+            lambda: build_discriminator(ctx.cfg, ctx.data_shape)).to(memory_format=layout)
         self.opt_d = adam(ctx, self.discriminator.parameters(), ctx.cfg.train.lr_d)
         self.networks["discriminator"] = self.discriminator
 
@@ -61,11 +62,11 @@ class Adversarial(Method):
         ctx, cfg = self.ctx, self.ctx.cfg.loss
         lam, loss_g = cfg.lam, adversarial
         if lam > 0:
-            loss_g = losses.semi_implicit_generator_loss(
-                adversarial, x, fake, lam=lam, likelihood=cfg.likelihood,
-                sigma=sigma_at(ctx.cfg, ctx.step), per_dim=cfg.per_dim)
+            loss_g = ctx.per_member(functools.partial(
+                losses.semi_implicit_generator_loss, lam=lam, likelihood=cfg.likelihood,
+                sigma=sigma_at(ctx.cfg, ctx.step), per_dim=cfg.per_dim))(adversarial, x, fake)
         ctx.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
+        loss_g.sum().backward()
         ctx.opt_g.step()
         out = {"loss_g_adv": adversarial.detach(), "loss_g": loss_g.detach()}
         if lam > 0:  # the SIG term itself, for the curves
@@ -91,11 +92,11 @@ class GAN(Adversarial):
         ctx, cfg = self.ctx, self.ctx.cfg
         x = ctx.data_batch(cfg.train.batch_size)
         fake = ctx.g(ctx.noise(cfg.loss.k, ctx.rng))
-        loss_d = losses.gan_discriminator_loss(self.d(x), self.d(fake.detach()))
+        loss_d = ctx.per_member(losses.gan_discriminator_loss)(self.d(x), self.d(fake.detach()))
         self.opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
+        loss_d.sum().backward()
         self.opt_d.step()
-        adversarial = losses.gan_generator_loss(self.d(fake))
+        adversarial = ctx.per_member(losses.gan_generator_loss)(self.d(fake))
         return {"loss_d": loss_d.detach(), **self.generator_update(x, fake, adversarial)}
 
 
@@ -111,14 +112,15 @@ class WGANGP(Adversarial):
             x = ctx.data_batch(cfg.train.batch_size)
             with torch.no_grad():
                 fake = ctx.g(ctx.noise(cfg.loss.k, ctx.rng))
+            # the penalty differentiates the critic itself: it takes the members as they are
             loss_d = losses.wgan_gp_critic_loss(self.d, x, fake, gp_weight=cfg.loss.gp_weight,
                                                 generator=ctx.rng)
             self.opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
+            loss_d.sum().backward()
             self.opt_d.step()
         x = ctx.data_batch(cfg.train.batch_size)
         fake = ctx.g(ctx.noise(cfg.loss.k, ctx.rng))
-        adversarial = losses.wgan_generator_loss(self.d(fake))
+        adversarial = ctx.per_member(losses.wgan_generator_loss)(self.d(fake))
         return {"loss_d": loss_d.detach(), **self.generator_update(x, fake, adversarial)}
 
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import torch
 
+from sigdist.metrics.members import mean_se
 from sigdist.reports.figures import plt
 from sigdist.reports.runs import child_runs, load_final_trainer
-from sigdist.reports.stats import mean_se
 from sigdist.reports.tables import table
 
 # Figure 1 (Section 5.1): SIG on four toys. Count data under a Poisson likelihood, p(x | psi) =

@@ -69,10 +69,21 @@ def save_samples(samples: torch.Tensor, data: DataSet, path: str, *, title: str 
 
 def save_trainer_samples(trainer, path: str) -> None:
     """The picture of a run at its current step (a :class:`sigdist.train.Trainer`): 64 images,
-    or 2,000 points of a toy, drawn with the evaluation seed so pictures compare across steps."""
-    samples = trainer.generate(64 if len(trainer.data.shape) == 3 else 2000)
-    save_samples(samples, trainer.data, path,
-                 title=f"{trainer.cfg.method}, {trainer.cfg.data.name}, step {trainer.step}")
+    or 2,000 points of a toy, drawn with the evaluation seed so pictures compare across steps.
+    A seed population's: a row of 8 images for each of its first 8 members (a toy: member 0)."""
+    title = f"{trainer.cfg.method}, {trainer.cfg.data.name}, step {trainer.step}"
+    members = len(trainer.seeds)
+    if len(trainer.data.shape) != 3:
+        title += f" (member 0 of {members})" if members > 1 else ""
+        save_samples(trainer.generate(2000), trainer.data, path, title=title)
+        return
+    if members == 1:
+        samples = trainer.generate(64)
+    else:
+        shown = min(8, members)
+        samples = torch.cat([trainer.generate(8, member=m) for m in range(shown)])
+        title += f" (a row per member: {shown} of {members})"
+    save_samples(samples, trainer.data, path, title=title)
 
 
 def capacity_map_figure(summary: Sequence[dict[str, Any]], *, x_key: str, line_key: str,

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from sigdist.config import parse_assignment
+from sigdist.metrics.members import mean_se
 from sigdist.metrics.names import METRICS as NAMES
-from sigdist.reports.stats import mean_se
 from sigdist.reports.tables import table
 
 METRICS = ("modes", "kl", "high_quality", "inception_score_digit")

@@ -13,10 +13,10 @@ import tempfile
 from collections import defaultdict
 from typing import Any
 
+from sigdist.metrics.members import mean_se
 from sigdist.metrics.names import METRICS as METRICS_BY_NAME
 from sigdist.reports.figures import plt, scatter_figure
 from sigdist.reports.runs import child_runs, load_final_trainer
-from sigdist.reports.stats import mean_se
 from sigdist.reports.tables import table
 
 METRICS = ("modes", "high_quality", "kl")

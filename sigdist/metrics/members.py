@@ -1,0 +1,62 @@
+"""Statistics over seeds, named once: the mean and standard error that the reports give over
+seeds, and the summary of a seed population's members (``run.seeds``) that its evaluations
+report: each metric's mean under its own name, ``<name>_se``, ``<name>_worst`` (the worst
+member by the metric's direction) and ``member_<i>/<name>`` (member i's value; MLflow shows
+one section per member)."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable, Sequence
+
+from sigdist.metrics.names import METRICS
+
+
+def mean_se(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and standard error of the mean (sample stdev / sqrt n; 0 for one value, nan where
+    a value is nan: a metric the data set does not have)."""
+    if not values:
+        return math.nan, math.nan
+    if not all(map(math.isfinite, values)):
+        return math.nan, math.nan
+    if len(values) < 2:
+        return float(values[0]), 0.0
+    return statistics.mean(values), statistics.stdev(values) / math.sqrt(len(values))
+
+
+SE_SUFFIX = "_se"
+WORST_SUFFIX = "_worst"
+
+
+def member_key(index: int, name: str) -> str:
+    """Member ``index``'s value of ``name`` in a population's metrics."""
+    return f"member_{index}/{name}"
+
+
+def worst(name: str, values: Sequence[float]) -> float:
+    """The worst of the members' values of metric ``name`` (least modes, largest KL, largest
+    FID, ...); nan where a value is nan or the metric has no better direction."""
+    better = METRICS[name].better if name in METRICS else ""
+    if not better or not all(map(math.isfinite, values)):
+        return math.nan
+    return min(values) if better == "max" else max(values)
+
+
+def summarize_members(per_member: Sequence[dict[str, float]], *, worst_member: bool = True,
+                      detailed: Callable[[str], bool] = lambda name: True) -> dict[str, float]:
+    """A population's metrics from each member's (the same names in each): the mean under
+    the metric's own name and, for the ``detailed`` names, its standard error, the worst member
+    (``worst_member``: for metrics with a direction) and every member's value."""
+    out: dict[str, float] = {}
+    for name in per_member[0]:
+        values = [float(member[name]) for member in per_member]
+        out[name], se = mean_se(values)
+        if not detailed(name):  # a by-product (entropies, sample counts): the mean alone
+            continue
+        out[name + SE_SUFFIX] = se
+        if worst_member and not math.isnan(bad := worst(name, values)):
+            out[name + WORST_SUFFIX] = bad
+        for index, value in enumerate(values):
+            out[member_key(index, name)] = value
+    return out
