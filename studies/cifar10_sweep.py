@@ -82,7 +82,7 @@ CIFAR10 = StudyScript(
                         "train.critic_steps": 2},
                   num_samples=4, max_concurrent=2,
                   space=functools.partial(cifar10_space, k_choices=(16,),
-                                          width_range=(0.125, 0.25))),
+                                          width_range=(0.125, 0.25)), seeds_per_trial=2),
     # two evaluations of 1,000 and 2,000 samples: Inception costs about as much as training here
     cpu=Profile(base={"train.steps": 2000, "run.eval_every": 1000, "run.eval_samples": 2000,
                       "run.eval_samples_intermediate": 1000},

@@ -36,7 +36,7 @@ SMOKE = {"train.steps": 20, "run.eval_every": 10, "run.eval_samples": 2000,
          "train.batch_size": 64}
 PUSH = StudyScript(
     prefix="gmm25_push", description=__doc__.splitlines()[0], data_name="gmm25",
-    smoke=Profile(base=SMOKE, num_samples=2, max_concurrent=2, space=push_space),
+    smoke=Profile(base=SMOKE, num_samples=2, max_concurrent=2, space=push_space, seeds_per_trial=2),
     cpu=Profile(base={"train.steps": 16000, "run.eval_every": 4000}, num_samples=12,
                 max_concurrent=2, space=push_space),
     gpu=Profile(base={"train.steps": 16000, "run.eval_every": 4000}, num_samples=32,

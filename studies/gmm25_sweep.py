@@ -30,7 +30,7 @@ GMM25 = StudyScript(
     smoke=Profile(base={"train.steps": 20, "run.eval_every": 10, "run.eval_samples": 2000,
                         "train.batch_size": 64},
                   num_samples=4, max_concurrent=2,
-                  space=functools.partial(gmm25_space, k_choices=(16, 32))),
+                  space=functools.partial(gmm25_space, k_choices=(16, 32)), seeds_per_trial=2),
     cpu=Profile(base={"train.steps": 8000, "run.eval_every": 1000},
                 num_samples=12, max_concurrent=2,
                 space=functools.partial(gmm25_space, k_choices=(64, 256, 1024))),

@@ -39,7 +39,7 @@ MNIST3 = StudyScript(
                         "train.batch_size": 16, "data.source": "mnist-5k"},
                   num_samples=3, max_concurrent=2,
                   space=functools.partial(mnist3_space, k_choices=(8, 16),
-                                          width_range=(0.125, 0.25))),
+                                          width_range=(0.125, 0.25)), seeds_per_trial=2),
     # minutes on 2 cores (docs/studies.md); widths where the capacity map shows the choice
     # matters
     cpu=Profile(base={"train.steps": 3000, "run.eval_every": 750, "run.eval_samples": 10000},

@@ -27,11 +27,42 @@ def mean_se(values: Sequence[float]) -> tuple[float, float]:
 
 SE_SUFFIX = "_se"
 WORST_SUFFIX = "_worst"
+PM_SUFFIX = "_pm"  # "mean ± s.e." as text, for the progress table (not an MLflow metric)
 
 
 def member_key(index: int, name: str) -> str:
     """Member ``index``'s value of ``name`` in a population's metrics."""
     return f"member_{index}/{name}"
+
+
+def base_metric(key: str) -> str:
+    """The registry's name behind a reported key: ``kl_worst`` and ``kl_se`` are ``kl``'s."""
+    for suffix in (WORST_SUFFIX, SE_SUFFIX):
+        if key.endswith(suffix) and key[:-len(suffix)] in METRICS:
+            return key[:-len(suffix)]
+    return key
+
+
+def label(key: str) -> str:
+    """A reported key as tables and figures title it: "KL", "KL (worst member)"."""
+    name = base_metric(key)
+    text = METRICS[name].label if name in METRICS else name
+    return text + (" (worst member)" if key == name + WORST_SUFFIX else "")
+
+
+def with_se(metrics: dict[str, float], name: str) -> str:
+    """``name``'s value formatted by the registry, "mean ± s.e." where the trial had several
+    seeds (its ``_se`` reported)."""
+    metric = METRICS[base_metric(name)]
+    text = metric.format(metrics.get(name, math.nan))
+    se = metrics.get(name + SE_SUFFIX)
+    return f"{text} ± {metric.format(se)}" if se is not None else text
+
+
+def mean_se_texts(metrics: dict[str, float]) -> dict[str, str]:
+    """``<name>_pm``: "mean ± s.e." of every registry metric a population reported."""
+    return {name + PM_SUFFIX: with_se(metrics, name) for name in METRICS
+            if name in metrics and name + SE_SUFFIX in metrics}
 
 
 def worst(name: str, values: Sequence[float]) -> float:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from sigdist.config import has_width
+from sigdist.metrics.members import PM_SUFFIX
 from sigdist.metrics.names import METRICS, table_metrics
 
 PARAMETER_COLUMNS = {"method": "method", "loss.lam": "lam", "loss.k": "K",
@@ -27,7 +28,11 @@ def progress_reporter(options: Any):
     columns = {key: title for key, title in used.items() if key in varied}
     if "seed" in options.grid:
         columns["seed"] = "seed"
-    metrics = {"step": "step", **{name: METRICS[name].short
-                                  for name in table_metrics(options.metrics[-1])}}
+    shown = {name: METRICS[name].short for name in table_metrics(options.metrics[-1])}
+    if options.base.get("run.seeds", 1) > 1:  # "mean ± s.e." over each trial's members
+        shown = {name + PM_SUFFIX: title for name, title in shown.items()}
+        if options.member_objective == "worst":
+            shown[options.scheduler_metric[0]] = METRICS[options.metrics[-1]].short + " worst"
+    metrics = {"step": "step", **shown}
     return CLIReporter(parameter_columns=columns or used, metric_columns=metrics,
                        max_report_frequency=30, print_intermediate_tables=True)

@@ -50,16 +50,22 @@ def trials_table(rows: Sequence[tuple[dict[str, Any], dict[str, Any]]], metric: 
     """A row per trial: its config columns (no size or width where every trial is on a toy,
     whose MLP has neither), then the metrics that go with the ranking ``metric``."""
     from sigdist.config import has_width
-    from sigdist.metrics.names import METRICS, table_metrics
+    from sigdist.metrics.members import base_metric, with_se
+    from sigdist.metrics.names import table_metrics
     from sigdist.reports.tables import table
 
     config_columns = CONFIG_COLUMNS
     if rows and not any(has_width(config.get("data.name")) for config, _ in rows):
         config_columns = tuple(c for c in CONFIG_COLUMNS if c[0] not in ("size", "width"))
-    shown = table_metrics(metric)
-    header = [title for title, _, _ in config_columns] + [*shown, "step"]
+    shown = list(table_metrics(base_metric(metric)))
+    if metric not in shown:  # ranked by the worst member: its column beside the means
+        shown.append(metric)
+    seeds = any(int(config.get("run.seeds", 1)) > 1 for config, _ in rows)
+    header = ([title for title, _, _ in config_columns] + (["seeds"] if seeds else [])
+              + [*shown, "step"])
     body = [[format(config[key], fmt) for _, key, fmt in config_columns]
-            + [METRICS[name].format(metrics.get(name, float("nan"))) for name in shown]
+            + ([str(config.get("run.seeds", 1))] if seeds else [])
+            + [with_se(metrics, name) for name in shown]
             + [f"{metrics.get('step', float('nan')):.0f}"] for config, metrics in rows]
     return table(header, body)
 
@@ -152,6 +158,7 @@ def finish_study_run(tracking_uri: str, parent_run_id: str, *,
     """The parent run gets Optuna's plots, the best trial's metrics and config, and ends."""
     from mlflow import MlflowClient
 
+    from sigdist.metrics.members import SE_SUFFIX, WORST_SUFFIX
     from sigdist.metrics.names import METRICS
     from sigdist.reports.figures import lam_figure_metric, lam_metric_figure, plt
     from sigdist.reports.runs import trial_runs, trials_frame
@@ -179,6 +186,7 @@ def finish_study_run(tracking_uri: str, parent_run_id: str, *,
         client.log_dict(parent_run_id, {"config": config, "metrics": metrics},
                         "best_trial.json")
         for name in METRICS:
-            if name in metrics:
-                client.log_metric(parent_run_id, f"best_trial.{name}", float(metrics[name]))
+            for key in (name, name + SE_SUFFIX, name + WORST_SUFFIX):
+                if key in metrics:
+                    client.log_metric(parent_run_id, f"best_trial.{key}", float(metrics[key]))
     client.set_terminated(parent_run_id, status="FINISHED")

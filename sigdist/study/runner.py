@@ -14,7 +14,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sigdist.config import ConfigError, from_flat, parse_assignment
+from sigdist.config import MAX_SEEDS, ConfigError, from_flat, parse_assignment
+from sigdist.metrics.members import WORST_SUFFIX
 from sigdist.metrics.names import OBJECTIVES, modes_of
 from sigdist.sizes import WIDTH_KEYS
 
@@ -46,10 +47,20 @@ class StudyOptions:
     # keys that follow a grid key's value (StudyScript.per_value), the user's pins left out
     per_value: dict[str, dict[Any, dict[str, Any]]] = field(default_factory=dict)
     profile: str = "cpu"  # the StudyScript profile it was built from: smoke, cpu or gpu
+    # a trial of several seeds (run.seeds > 1) is scored by its members' mean or its worst
+    member_objective: str = "mean"
 
     @property
     def metrics(self) -> list[str]:
+        """The objective's metrics, as the registry names them."""
         return list(self.objectives[self.objective])
+
+    @property
+    def objective_keys(self) -> list[str]:
+        """What Optuna, ASHA and the ranking read of each trial's results: the objective's
+        metrics, or their worst members' (``--member-objective worst``)."""
+        suffix = WORST_SUFFIX if self.member_objective == "worst" else ""
+        return [name + suffix for name in self.metrics]
 
     @property
     def modes(self) -> list[str]:
@@ -57,7 +68,7 @@ class StudyOptions:
 
     @property
     def scheduler_metric(self) -> tuple[str, str]:
-        return self.metrics[-1], self.modes[-1]
+        return self.objective_keys[-1], self.modes[-1]
 
     @property
     def study_dir(self) -> str:
@@ -75,6 +86,13 @@ def study_parser(description: str, objectives: dict[str, tuple] = OBJECTIVES
                         help="a fraction lets several small trials share one GPU (default: "
                         "0.25 where this machine has a GPU, else 0)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the search and the trials")
+    parser.add_argument("--seeds-per-trial", type=int, default=None, metavar="P",
+                        help="seeds trained together in each trial (run.seeds: one model of P "
+                        "members; the trial reports their mean, standard error, worst member "
+                        "and each one); default: the profile's (the smoke test: 2)")
+    parser.add_argument("--member-objective", choices=("mean", "worst"), default="mean",
+                        help="with P > 1 seeds per trial: optimise and stop trials on the "
+                        "members' mean (default) or on the worst member")
     parser.add_argument("--objective", choices=sorted(objectives), default=next(iter(objectives)),
                         help=", ".join(f"{name}: {' vs '.join(metrics)}" for name, metrics
                                        in objectives.items()) + " (two: a Pareto front)")
@@ -101,9 +119,12 @@ def check_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
                              ("--max-concurrent", args.max_concurrent, 1),
                              ("--cpus-per-trial", args.cpus_per_trial, 0.01),
                              ("--gpus-per-trial", args.gpus_per_trial, 0.0),
-                             ("--seed", args.seed, 0)):
+                             ("--seed", args.seed, 0),
+                             ("--seeds-per-trial", args.seeds_per_trial, 1)):
         if value is not None and value < low:
             parser.error(f"{flag}: got {value}; allowed: a number >= {low}")
+    if args.seeds_per_trial is not None and args.seeds_per_trial > MAX_SEEDS:
+        parser.error(f"--seeds-per-trial: got {args.seeds_per_trial}; allowed: 1 to {MAX_SEEDS}")
     if args.gpus_per_trial is not None and args.gpus_per_trial > 1 and (
             args.gpus_per_trial != int(args.gpus_per_trial)):
         parser.error(f"--gpus-per-trial: got {args.gpus_per_trial}; allowed: a fraction "
@@ -292,7 +313,7 @@ def build_tuner(options: StudyOptions, parent_run_id: str, *, verbose: int = 1,
                                   resume_errored=False, param_space=param_space(options))
     searcher = scheduler = None  # a grid study runs every cell to its last step
     if options.space is not None and not options.grid:
-        searcher = optuna_searcher(options.space, options.metrics, options.modes,
+        searcher = optuna_searcher(options.space, options.objective_keys, options.modes,
                                    seed=options.seed, storage_url=optuna_storage_url(options),
                                    study_name=options.name, base=options.base,
                                    pinned=pinned_values(options))

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sigdist.config import ConfigError
-from sigdist.metrics.names import METRICS, OBJECTIVES
+from sigdist.metrics.members import label
+from sigdist.metrics.names import OBJECTIVES
 from sigdist.study.runner import (
     SpaceFn,
     StudyOptions,
@@ -42,6 +43,8 @@ class Profile:
     # a grid study instead of Optuna's search (see StudyOptions.grid / .tied)
     grid: dict[str, tuple] = field(default_factory=dict)
     tied: dict[str, str] = field(default_factory=dict)
+    # run.seeds of every trial (--seeds-per-trial): a grid's seeds train inside its trials
+    seeds_per_trial: int = 1
 
 
 @dataclass(frozen=True)
@@ -120,8 +123,16 @@ def build_options(script: StudyScript, args: argparse.Namespace,
     returned with the options (held until the process ends). The study scripts and the
     benchmarks build their options here."""
     kind, profile = script.profile(args)
-    base = validated_base({**profile.base, "data.name": script.data_name, "seed": args.seed},
-                          args.set, parser)
+    seeds = args.seeds_per_trial or profile.seeds_per_trial
+    if args.seeds_per_trial is not None and any(
+            text.partition("=")[0].strip() == "run.seeds" for text in args.set):
+        parser.error("--seeds-per-trial and --set run.seeds both set the seeds per trial; "
+                     "give one")
+    base = validated_base({**profile.base, "data.name": script.data_name, "seed": args.seed,
+                           "run.seeds": seeds}, args.set, parser)
+    if args.member_objective == "worst" and base["run.seeds"] < 2:
+        parser.error("--member-objective worst: a trial of one seed has no worst member; "
+                     "allowed with --seeds-per-trial 2 or more")
     if script.prepare is not None:
         base = script.prepare(base, args, parser)
     # a key the user sets is pinned: it leaves the search or the grid (and stops following
@@ -168,7 +179,8 @@ def build_options(script: StudyScript, args: argparse.Namespace,
         seed=args.seed, address=args.address, storage_path=storage_path,
         tracking_uri=tracking_uri, objective=args.objective, resume=args.resume,
         space=None if profile.grid else profile.space, pinned=pinned, grid=grid, tied=tied,
-        per_value=per_value, objectives=script.objectives, profile=kind)
+        per_value=per_value, objectives=script.objectives, profile=kind,
+        member_objective=args.member_objective)
     return options, lock
 
 
@@ -183,7 +195,9 @@ def describe(options: StudyOptions) -> str:
         varied = list(grid)
     return (f"study {options.name} ({options.profile} profile): {trials} trials"
             + (" (a grid: " + " x ".join(grid) + ")" if grid else "") + ", "
-            f"{options.max_concurrent} at a time, {options.base['train.steps']} steps each; "
+            f"{options.max_concurrent} at a time, {options.base['train.steps']} steps each"
+            + (f" of {options.base['run.seeds']} seeds" if options.base["run.seeds"] > 1
+               else "") + "; "
             f"tracking {options.tracking_uri}\n"
             f"{'grid over' if grid else 'searching'}: {', '.join(varied)}; pinned: "
             + (", ".join(f"{k}={options.base[k]}" for k in options.pinned)
@@ -357,16 +371,16 @@ def report(options: StudyOptions, parent_run_id: str) -> None:
         settle_lost_optuna_trials(storage_url, options.name)
         figures = optuna_figures(storage_url, options.name, options.metrics)
     finish_study_run(options.tracking_uri, parent_run_id, figures=figures,
-                     metric=options.metrics[-1], mode=options.modes[-1])
+                     metric=options.objective_keys[-1], mode=options.modes[-1])
     counts = outcome_counts(options.tracking_uri, parent_run_id)
     print(f"\n{sum(counts.values())} trials: "
           + ", ".join(f"{n} {what}" for what, n in counts.items()) + ".")
     metric, mode = options.scheduler_metric
     rows = trial_rows(options.tracking_uri, parent_run_id, metric)
     if len(options.metrics) > 1:
-        print(f"Pareto front ({' vs '.join(METRICS[m].label for m in options.metrics)}):")
-        print(pareto_table(rows, options.metrics, options.modes) + "\n")
-    print(f"best trials ({'lowest' if mode == 'min' else 'highest'} {METRICS[metric].label}):")
+        print(f"Pareto front ({' vs '.join(map(label, options.objective_keys))}):")
+        print(pareto_table(rows, options.objective_keys, options.modes) + "\n")
+    print(f"best trials ({'lowest' if mode == 'min' else 'highest'} {label(metric)}):")
     print(best_trials_table(rows, metric, mode))
     print(f"\nMLflow: experiment {options.experiment!r}, parent run {options.name!r}.")
     from mlflow import MlflowClient

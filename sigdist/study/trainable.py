@@ -14,6 +14,7 @@ import torch
 from ray import tune
 
 from sigdist.config import from_flat
+from sigdist.metrics.members import mean_se_texts
 from sigdist.reports.figures import save_trainer_samples
 from sigdist.train import CHECKPOINT_FILE, DivergenceError, Trainer
 
@@ -52,7 +53,8 @@ def train_sigdist(flat_config: dict[str, Any]) -> None:
             # where it ran and on which data (``auto`` resolved), for the trial's MLflow run
             where = {"node_id": ray.get_runtime_context().get_node_id(),
                      "data_source": trainer_.cfg.data.source}
-            tune.report({**metrics, **where}, checkpoint=tune.Checkpoint.from_directory(directory))
+            tune.report({**metrics, **mean_se_texts(metrics), **where},
+                        checkpoint=tune.Checkpoint.from_directory(directory))
 
     try:
         trainer.fit(report=report)
