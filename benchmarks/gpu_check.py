@@ -5,14 +5,17 @@ throughput that sizes the GPU profiles. One command, JSON and markdown under ``-
         [--cpu-fallback]
 
 (a) ``studies/mnist3_sweep.py --smoke-test`` and a short real study (4 trials of a few hundred
-    steps, ``--gpus-per-trial 0.25``, 4 at once) through Ray Tune with MLflow: every trial's
-    status, its metrics and sample grids in MLflow.
+    steps, ``--gpus-per-trial 0.25``, ``--seeds-per-trial 4``, 4 at once) through Ray Tune with
+    MLflow: every trial's status, its metrics and sample grids in MLflow.
 (b) Member-steps per second of DCGAN-SI on Stacked MNIST at widths 0.25, 1 and 4: one process
-    (today's trial), and four processes sharing the device at once (what four trials at 0.25
-    GPU do: Ray's fractional GPUs only place them), each through the real ``Trainer.fit`` loop
-    (its divergence checks included); the batched seed populations of issue 18 are not built
-    yet, so their rows say so.
-(c) The device memory one trial takes at each width (peak allocated).
+    of one seed (a trial without a population), four such processes sharing the device at once
+    (what four trials at 0.25 GPU do: Ray's fractional GPUs only place them), and one process
+    training a seed population of P = 8, 32 and 128 members (``run.seeds``, batched kernels:
+    ``run.member_kernels=vmap``; P = 8 also member by member, ``loop``), each through the real
+    ``Trainer.fit`` loop (its divergence checks included). A population that does not fit in
+    memory is a row that says so. The captured step (CUDA graphs / ``torch.compile``) is not
+    built: it has no rows.
+(c) The device memory per member at each width and P (peak allocated / P).
 (d) From (b): the wall time of Table 2 at the paper's budget (3 sizes x 2 methods x 5 seeds x
     100,000 steps) at the best measured rate.
 
@@ -60,6 +63,7 @@ def study(work: Path, name: str, flags: list[str], gpu: bool, data_root: str) ->
                                        f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'",
                                        max_results=1000)
     trials = [{"name": run.info.run_name, "status": run.info.status,
+               "seeds": int(run.data.params.get("run.seeds", 1)),
                "kl": run.data.metrics.get("kl"), "modes": run.data.metrics.get("modes"),
                "sample_grids": len(client.list_artifacts(run.info.run_id, "samples"))}
               for run in runs]
@@ -74,9 +78,11 @@ import json, sys, time, torch
 from sigdist.config import from_flat
 from sigdist.train import Trainer
 width, steps, device, data_root = float(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+members, kernels = int(sys.argv[5]), sys.argv[6]
 cfg = from_flat({"data.name": "mnist3", "data.source": "mnist-5k", "data.root": data_root,
                  "method": "gan_si", "model.width_g": width, "model.width_d": width,
-                 "train.steps": steps, "run.eval_every": 10**9, "run.device": device})
+                 "train.steps": steps, "run.eval_every": 10**9, "run.device": device,
+                 "run.seeds": members, "run.member_kernels": kernels})
 trainer = Trainer(cfg)
 trainer.evaluate = lambda final=True: {}  # the step alone is timed
 for _ in range(5):  # warm-up (kernels chosen, memory pooled); fit then times its own steps
@@ -93,18 +99,27 @@ print(json.dumps({"steps_per_s": steps / wall, "peak_bytes": memory}))
 """
 
 
-def throughput(width: float, steps: int, processes: int, device: str, data_root: str) -> dict:
-    """Member-steps per second of ``processes`` single-member runs sharing the device."""
+def throughput(width: float, steps: int, processes: int, device: str, data_root: str, *,
+               members: int = 1, kernels: str = "loop") -> dict:
+    """Member-steps per second of ``processes`` runs of ``members`` seeds each sharing the
+    device; a run that fails (out of memory, say) is a row with its last error line."""
     children = [subprocess.Popen([sys.executable, "-c", THROUGHPUT_CHILD, str(width), str(steps),
-                                  device, data_root], stdout=subprocess.PIPE, text=True,
+                                  device, data_root, str(members), kernels],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                  env={**os.environ, "OMP_NUM_THREADS": "1"})
                 for _ in range(processes)]
-    results = [json.loads(child.communicate()[0].strip().splitlines()[-1]) for child in children]
-    if any(child.returncode for child in children):
-        raise RuntimeError(f"a throughput run at width {width} failed")
-    return {"width": width, "processes": processes, "members_per_process": 1,
-            "member_steps_per_s": round(sum(r["steps_per_s"] for r in results), 1),
-            "peak_mib_per_member": round(max(r["peak_bytes"] for r in results) / 2**20, 1)}
+    outputs = [child.communicate() for child in children]
+    row = {"width": width, "processes": processes, "members_per_process": members,
+           "kernels": kernels if members > 1 else "-"}
+    failed = [err for child, (_, err) in zip(children, outputs, strict=True) if child.returncode]
+    if failed:
+        last = (failed[0].strip().splitlines() or ["no output"])[-1][:200]
+        return {**row, "member_steps_per_s": None, "peak_mib_per_member": None, "error": last}
+    results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
+    return {**row,
+            "member_steps_per_s": round(sum(r["steps_per_s"] for r in results) * members, 1),
+            "peak_mib_per_member": round(max(r["peak_bytes"] for r in results) / 2**20
+                                         / members, 1)}
 
 
 def _shown(metric: str, value: float | None) -> str:
@@ -130,13 +145,13 @@ def markdown(report: dict) -> str:
                               _shown("kl", t["kl"]), t["sample_grids"]]
                              for t in entry["trials"]], markdown=True), ""]
     lines += ["## (b, c) Member-steps per second and memory per member", "",
-              table(["width", "processes", "members each", "member-steps / s",
+              table(["width", "processes", "members each", "kernels", "member-steps / s",
                      "peak MiB per member"],
-                    [[r["width"], r["processes"], r["members_per_process"],
-                      r["member_steps_per_s"], r["peak_mib_per_member"]]
+                    [[r["width"], r["processes"], r["members_per_process"], r["kernels"],
+                      r["member_steps_per_s"] if r["member_steps_per_s"] is not None
+                      else f"failed: {r['error']}", r["peak_mib_per_member"] or "-"]
                      for r in report["throughput"]], markdown=True), "",
-              "Seed populations (P = 8, 32, 128 members in one process) and the captured step: "
-              "not built yet (issue 18).", "",
+              "The captured step (CUDA graphs / `torch.compile`) is not built: no rows.", "",
               "## (d) Table 2 at the paper's budget", "",
               f"{PAPER_TABLE2_MEMBER_STEPS:,} member-steps at the best rate above "
               f"({report['best_member_steps_per_s']} / s): about "
@@ -165,18 +180,27 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.work or tempfile.mkdtemp(prefix="gpu_check-")).resolve()
     work.mkdir(parents=True, exist_ok=True)
     data_root = os.path.abspath(args.data_root)
-    real = (["--num-samples", "4", "--max-concurrent", "4", "--set", "train.steps=500",
-             "--set", "run.eval_every=250", "--set", "run.eval_samples=10000"] if gpu else
-            ["--num-samples", "2", "--max-concurrent", "2", "--set", "train.steps=8",
-             "--set", "run.eval_every=4", "--set", "run.eval_samples=500",
-             "--set", "train.batch_size=16", "--set", "loss.k=8"])
+    real = (["--num-samples", "4", "--max-concurrent", "4", "--seeds-per-trial", "4",
+             "--set", "train.steps=500", "--set", "run.eval_every=250",
+             "--set", "run.eval_samples=10000"] if gpu else
+            ["--num-samples", "2", "--max-concurrent", "2", "--seeds-per-trial", "2",
+             "--set", "train.steps=8", "--set", "run.eval_every=4",
+             "--set", "run.eval_samples=500", "--set", "train.batch_size=16",
+             "--set", "loss.k=8"])
     studies = [study(work, "gpu_check_smoke", ["--smoke-test"], gpu, data_root),
                study(work, "gpu_check_short", real, gpu, data_root)]
     device = "cuda" if gpu else "cpu"
-    steps = 300 if gpu else 10
+    steps = 200 if gpu else 10
     widths = (0.25, 1.0, 4.0) if gpu else (0.125,)
-    rows = [throughput(w, steps, n, device, data_root) for w in widths for n in (1, 4)]
-    best = max(r["member_steps_per_s"] for r in rows)
+    populations = (8, 32, 128) if gpu else (2,)
+    rows = []
+    for width in widths:
+        rows += [throughput(width, steps, n, device, data_root) for n in (1, 4)]
+        rows.append(throughput(width, steps, 1, device, data_root, members=populations[0],
+                               kernels="loop"))
+        rows += [throughput(width, max(20, steps * 8 // p), 1, device, data_root, members=p,
+                            kernels="vmap") for p in populations]
+    best = max(r["member_steps_per_s"] or 0 for r in rows)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                             capture_output=True, text=True).stdout.strip() or "unknown"
     report = {"device": torch.cuda.get_device_name() if gpu else platform.processor() or "cpu",

@@ -68,6 +68,7 @@ def _train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from sigdist.config import from_assignments, parse_assignment, save_json
+    from sigdist.metrics.members import PM_SUFFIX, mean_se_texts
     from sigdist.reports.figures import save_trainer_samples
     from sigdist.train import CheckpointError, DivergenceError, Trainer
 
@@ -79,10 +80,11 @@ def _train(args: argparse.Namespace) -> int:
         if not os.path.isfile(checkpoint_path):
             raise UsageError(f"--resume: no checkpoint at {checkpoint_path}")
         updates = dict(parse_assignment(text) for text in args.assignments)
-        fixed = [k for k in updates if not (k == "train.steps" or k.startswith("run."))]
+        fixed = [k for k in updates if not (k == "train.steps" or k.startswith("run."))
+                 or k == "run.seeds"]  # the checkpoint holds its members
         if fixed:
             raise UsageError(f"--resume: key '{fixed[0]}' cannot change in a resumed run; "
-                             "allowed: train.steps, run.*")
+                             "allowed: train.steps, run.* but run.seeds")
     else:
         cfg = from_assignments(args.assignments)
         if os.path.exists(checkpoint_path):
@@ -125,8 +127,11 @@ def _train(args: argparse.Namespace) -> int:
         _trainer.save(checkpoint_path)
         save_trainer_samples(_trainer,
                              os.path.join(out, "samples", f"step_{_trainer.step:07d}.png"))
-        shown = {k: v for k, v in metrics.items() if not k.startswith("loss")}
-        bar.write(f"step {_trainer.step}: " + ", ".join(f"{k}={v:.4g}" for k, v in shown.items()))
+        if _trainer.population:  # the metrics' mean ± s.e. over the members
+            shown = {k.removesuffix(PM_SUFFIX): v for k, v in mean_se_texts(metrics).items()}
+        else:
+            shown = {k: f"{v:.4g}" for k, v in metrics.items() if not k.startswith("loss")}
+        bar.write(f"step {_trainer.step}: " + ", ".join(f"{k}={v}" for k, v in shown.items()))
 
     try:
         metrics = trainer.fit(report=report, on_step=on_step)

@@ -25,14 +25,15 @@ def test_smoke_sweep_says_it_uses_the_stand_ins(cifar10_smoke):
     assert f"CIFAR-10 is not under {tmp / 'data'}" in result.stdout
     assert (tmp / "data" / "cifar-10-stand-in-batches-py" / "batches.meta").is_file()
     lines = result.stdout.split("best trials (lowest FID):")[1].strip().splitlines()
-    assert lines[0].split() == ["method", "lam", "k", "size", "width", "inception_score", "fid",
-                                "step"]  # the metrics as MLflow names them
+    assert lines[0].split() == ["method", "lam", "k", "size", "width", "seeds",
+                                "inception_score", "fid", "step"]  # as MLflow names them
     assert "searching: method, loss.lam, loss.k, model.width_g; pinned: nothing" in result.stdout
     header = progress_header(result.stdout)  # Ray's table: the searched values, IS and FID
     assert {"method", "lam", "K", "width", "step", "IS", "FID"} <= set(header), header
     assert not {"modes", "KL", "HQ"} & set(header), header
     rows = lines[1:lines.index("")] if "" in lines else lines[1:]
-    fids = [float(row.split()[6]) for row in rows]
+    # two seeds a trial: "mean ± s.e." cells
+    fids = [float(row.replace(" ± ", "±").split()[7].split("±")[0]) for row in rows]
     assert fids == sorted(fids) and 1 <= len(fids) <= 4
 
 

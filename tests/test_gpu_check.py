@@ -29,10 +29,13 @@ def test_the_cpu_fallback_runs_every_part_and_writes_json_and_markdown(tmp_path,
     for entry in report["studies"]:  # (a): every trial FINISHED, with metrics and sample grids
         assert entry["returncode"] == 0 and entry["all_finished"], entry
     assert [len(s["trials"]) for s in report["studies"]] == [3, 2]
-    rows = report["throughput"]  # (b): one process and four at once
-    assert [r["processes"] for r in rows] == [1, 4]
-    assert all(r["member_steps_per_s"] > 0 for r in rows)
+    rows = report["throughput"]  # (b): one process, four at once, seed populations
+    assert [(r["processes"], r["members_per_process"], r["kernels"]) for r in rows] == [
+        (1, 1, "-"), (4, 1, "-"), (1, 2, "loop"), (1, 2, "vmap")]
+    assert all(r["member_steps_per_s"] > 0 and r["peak_mib_per_member"] == 0 for r in rows)
     assert report["table2_projected_min"] == pytest.approx(
         3_000_000 / report["best_member_steps_per_s"] / 60, rel=0.01)
     text = (out / "gpu_check_cpu_fallback.md").read_text()
-    assert "## (a) Studies through Ray Tune and MLflow" in text and "not built yet" in text
+    assert "## (a) Studies through Ray Tune and MLflow" in text and "is not built" in text
+    # the smoke profile and the short study train two seeds a trial
+    assert all(t["seeds"] == 2 for entry in report["studies"] for t in entry["trials"])

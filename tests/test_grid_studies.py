@@ -25,8 +25,10 @@ def test_capacity_map_smoke_logs_every_cell_and_the_map(tmp_path, mnist_root):
                         "--storage-path", str(tmp_path / "ray"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     client, parent, children = study_runs(uri, "mnist3_capacity_map_smoke")
-    # the grid: method (gan, gan_si) x width (0.25, 0.5) x seed (0): four runs, none RUNNING
+    # the grid: method (gan, gan_si) x width (0.25, 0.5), each run two seeds: four runs,
+    # none RUNNING
     assert len(children) == 4 and all(c.info.status == "FINISHED" for c in children)
+    assert {c.data.params["run.seeds"] for c in children} == {"2"}
     cells = {(c.data.params["method"], c.data.params["model.width_g"]) for c in children}
     assert cells == {(m, w) for m in ("gan", "gan_si") for w in ("0.25", "0.5")}
     for child in children:  # the discriminator's width follows the generator's, and the size
@@ -37,10 +39,12 @@ def test_capacity_map_smoke_logs_every_cell_and_the_map(tmp_path, mnist_root):
     # the printed table: one line per cell and budget, equal to what MLflow holds at step 8
     lines = _grid_lines(result.stdout)
     assert len(lines) == 1 + 4 * 2  # header + 4 cells x 2 budgets
-    for child in children:
+    for child in children:  # every seed of the cell, from its run's member curves
         method, width = child.data.params["method"], child.data.params["model.width_g"]
         row = next(line for line in lines if re.match(rf"\| {method} \| {width} \| 8 \|", line))
-        assert f"| {child.data.metrics['modes']:.0f} ± 0 (" in row
+        metrics = child.data.metrics
+        seeds = "/".join(f"{metrics[f'member_{m}/modes']:.0f}" for m in (0, 1))
+        assert f"| 8 | 2 | {metrics['modes']:.0f} ± " in row and f" ({seeds}) |" in row
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "grid")}
     assert artifacts == {"grid/capacity_map.png", "grid/learning_curves.png"}
     (study_dir,) = [p for p in (tmp_path / "ray").iterdir() if p.is_dir()]
@@ -55,8 +59,9 @@ def test_table2_smoke_follows_presets_and_set_pins_a_grid_key(tmp_path, mnist_ro
                         "--storage-path", str(tmp_path / "ray"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     _, _, children = study_runs(uri, "mnist3_table2_smoke")
-    # method pinned to gan_si: the grid is size (S, M) x seed (0)
+    # method pinned to gan_si: the grid is size (S, M), seeds 0 and 1 inside each trial
     assert sorted(c.data.params["model.size"] for c in children) == ["M", "S"]
+    assert all(c.data.params["run.seeds"] == "2" for c in children)
     assert all(c.info.status in TERMINAL and c.data.params["method"] == "gan_si"
                for c in children)
     for child in children:  # each preset's own widths, in the run's name too

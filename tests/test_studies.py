@@ -25,13 +25,20 @@ def table_rows(stdout: str, title: str, *, images: bool) -> list[dict[str, str]]
     lines = stdout.split(title)[1].strip().splitlines()
     header = lines[0].split()
     sizes = ["size", "width"] if images else []
-    assert header == ["method", "lam", "k", *sizes, "modes", "kl", "high_quality", "step"]
+    seeds = ["seeds"] if "seeds" in header else []  # trials of several seeds: mean ± s.e.
+    assert header == ["method", "lam", "k", *sizes, *seeds, "modes", "kl", "high_quality",
+                      "step"]
     rows = []
     for line in lines[1:]:
         if not line.strip():
             break
-        rows.append(dict(zip(header, line.split(), strict=True)))
+        rows.append(dict(zip(header, line.replace(" ± ", "±").split(), strict=True)))
     return rows
+
+
+def mean_of(cell: str) -> float:
+    """The mean of a printed "mean ± s.e." cell (or a plain value)."""
+    return float(cell.split("±")[0])
 
 
 def test_smoke_sweep_prints_progress_best_trials_and_the_ui_command(gmm25_smoke):
@@ -42,20 +49,24 @@ def test_smoke_sweep_prints_progress_best_trials_and_the_ui_command(gmm25_smoke)
     assert not {"size", "width"} & set(header), header  # the grid's MLP has no width
     for row in progress_table(result.stdout):  # lam: the SIG weight, 0 for plain GAN
         assert (float(row["lam"]) == 0.0) == (row["method"] == "gan"), row
+        if row["status"] == "TERMINATED":  # two seeds a trial (the smoke profile): mean ± s.e.
+            assert re.fullmatch(r"\d+\.\d{3} ± \d+\.\d{3}", row["KL"]), row
     assert "started with configuration" not in result.stdout  # no config box per trial
     # nothing that needs no action: Ray's token-auth notice, Tune's checkpoint-rate warning
     for noise in ("Token authentication is enabled", "snapshotting has been triggered",
                   "tensorboard"):
         assert noise not in result.stdout + result.stderr, noise
     assert "searching: method, loss.lam, loss.sigma, loss.k; pinned: nothing" in result.stdout
+    assert "20 steps each of 2 seeds" in result.stdout
     rows = table_rows(result.stdout, "best trials (lowest KL):", images=False)
     assert 1 <= len(rows) <= 4
-    kls = [float(row["kl"]) for row in rows]
+    kls = [mean_of(row["kl"]) for row in rows]
     assert kls == sorted(kls)
     for row in rows:
         assert row["method"] in ("gan", "gan_si") and int(row["k"]) in (16, 32)
         assert (float(row["lam"]) == 0.0) == (row["method"] == "gan")  # the SIG weight
-        assert 0 <= int(row["modes"]) <= 25
+        assert 0 <= mean_of(row["modes"]) <= 25 and row["seeds"] == "2"
+        assert "±" in row["kl"] and "±" in row["modes"]
     assert f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1" in result.stdout
     counts = re.search(r"4 trials: (\d+) finished, (\d+) stopped early, (\d+) failed\.",
                        result.stdout)
@@ -103,6 +114,19 @@ def test_smoke_sweep_tracks_each_trial_as_a_child_run(gmm25_smoke):
         steps = [m.step for m in curve]
         assert steps in ([10], [10, 20])  # one point per evaluation, against the step
         assert child.data.metrics["kl"] == curve[-1].value > 0
+        # two seeds in the trial: each member's curve, and the trial's metrics are their mean,
+        # standard error and worst member
+        metrics = child.data.metrics
+        assert params["run.seeds"] == "2"
+        members = [metrics[f"member_{m}/kl"] for m in (0, 1)]
+        assert metrics["kl"] == pytest.approx(sum(members) / 2, rel=1e-12)
+        assert metrics["kl_se"] == pytest.approx(abs(members[0] - members[1]) / 2, rel=1e-9)
+        assert metrics["kl_worst"] == max(members)
+        assert metrics["modes_worst"] == min(metrics[f"member_{m}/modes"] for m in (0, 1))
+        for member in (0, 1):
+            assert [m.step for m in client.get_metric_history(
+                child.info.run_id, f"member_{member}/kl")] == steps
+        assert not any(key.endswith("_pm") for key in metrics)  # the progress table's text
         # FINISHED, all 20 steps or stopped early by the scheduler (tagged, with the step)
         assert child.info.status == "FINISHED"
         if steps[-1] < 20:
@@ -140,9 +164,9 @@ def test_mnist3_smoke_sweep_reports_a_pareto_front(tmp_path, mnist_root):
     assert result.returncode == 0, result.stderr[-3000:]
     front = table_rows(result.stdout, "Pareto front (high quality vs KL):", images=True)
     everyone = table_rows(result.stdout, "best trials (lowest KL):", images=True)
-    points = [(float(r["high_quality"]), float(r["kl"])) for r in everyone]
+    points = [(mean_of(r["high_quality"]), mean_of(r["kl"])) for r in everyone]
     expected = {points[i] for i in pareto_front(points, ["max", "min"])}
-    assert {(float(r["high_quality"]), float(r["kl"])) for r in front} == expected
+    assert {(mean_of(r["high_quality"]), mean_of(r["kl"])) for r in front} == expected
     client, parent, children = study_runs(uri, "mnist3_sweep_smoke")
     assert len(children) == 3 and all(c.info.status in TERMINAL for c in children)
     assert all(c.data.params["data.root"] == mnist_root for c in children)
@@ -179,6 +203,10 @@ def test_smoke_sweep_against_a_real_mlflow_server(tmp_path):
     (["--name", ".."], "--name: got '..'"),
     (["--name", "../escape"], "--name: got '../escape'"),
     (["--gpus-per-trial", "64"], "--gpus-per-trial: got 64, but this machine has"),
+    (["--seeds-per-trial", "0"], "--seeds-per-trial: got 0; allowed: a number >= 1"),
+    (["--seeds-per-trial", "2", "--set", "run.seeds=3"], "both set the seeds per trial"),
+    (["--member-objective", "worst"], "--member-objective worst: a trial of one seed"),
+    (["--member-objective", "best"], "invalid choice: 'best'"),
 ])
 def test_bad_flags_exit_2_before_anything_starts(tmp_path, flags, message):
     result = run_script("gmm25_sweep.py", *flags, "--storage-path", str(tmp_path / "ray"),

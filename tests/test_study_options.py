@@ -92,3 +92,53 @@ def test_a_grid_cell_the_data_set_cannot_take_exits_2_naming_the_cell(tmp_path):
     assert ("grid cell method=vae, seed=0: config key 'method': got 'vae' with "
             "data.name='mnist3'") in result.stderr
     assert not (tmp_path / "ray").exists() and not (tmp_path / "mlflow.db").exists()
+
+
+def test_every_smoke_test_trains_two_seeds_a_trial_where_its_methods_can():
+    for name, script in SCRIPTS.items():
+        # Figure 1's count panels and Table 1's baselines keep one seed per run
+        expected = 1 if name in ("figure1", "table1") else 2
+        assert script.smoke.seeds_per_trial == expected, name
+    for name in ("mnist3_table2", "mnist3_capacity_map"):  # grids: the seeds inside trials
+        for profile in (SCRIPTS[name].cpu, SCRIPTS[name].gpu):
+            assert "seed" not in profile.grid and profile.seeds_per_trial >= 2, name
+    assert SCRIPTS["mnist3_table2"].cpu.seeds_per_trial == 5  # the paper's 5 runs a cell
+
+
+def test_seeds_per_trial_sets_run_seeds_and_the_worst_member_becomes_the_objective(tmp_path):
+    options = options_for("mnist3_sweep", tmp_path, "--seeds-per-trial", "3")
+    assert options.base["run.seeds"] == 3 and options.scheduler_metric == ("kl", "min")
+    worst = options_for("mnist3_sweep", tmp_path, "--seeds-per-trial", "3",
+                        "--member-objective", "worst", "--objective", "pareto")
+    assert worst.objective_keys == ["high_quality_worst", "kl_worst"]
+    assert worst.scheduler_metric == ("kl_worst", "min")  # ASHA and the MLflow callback
+
+
+def test_the_mean_and_the_worst_member_rank_trials_differently():
+    """A trial with the better mean but one bad seed, against a steady one."""
+    from sigdist.metrics.members import summarize_members
+    from sigdist.study.report import best_trials_table
+
+    def trial(kls):
+        config = {"method": "gan_si", "loss.lam": 0.1, "loss.k": 64, "model.size": "M",
+                  "model.width_g": 0.25, "data.name": "mnist3", "run.seeds": len(kls)}
+        return config, summarize_members([{"kl": kl, "modes": 900.0, "high_quality": 0.5}
+                                          for kl in kls]) | {"step": 100}
+
+    lucky, steady = trial([0.1, 0.9]), trial([0.55, 0.6])
+    by_mean = best_trials_table([steady, lucky], "kl", "min").splitlines()
+    by_worst = best_trials_table([lucky, steady], "kl_worst", "min").splitlines()
+    assert "0.500 ± 0.400" in by_mean[1] and "0.575 ± 0.025" in by_mean[2]
+    assert by_worst[0].split()[-2] == "kl_worst"  # the ranking's own column
+    assert "0.575 ± 0.025" in by_worst[1] and by_worst[1].split()[-2] == "0.600"
+    assert "0.500 ± 0.400" in by_worst[2] and by_worst[2].split()[-2] == "0.900"
+
+
+def test_seeds_per_trial_with_a_method_that_trains_one_seed_exits_2_before_ray(tmp_path):
+    result = run_script("table1.py", "--smoke-test", "--seeds-per-trial", "2",
+                        "--storage-path", str(tmp_path / "ray"),
+                        "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert ("config key 'run.seeds': got 2 for method 'vae'; allowed: 1 (seed populations "
+            "train sig, gan, gan_si, wgan_gp, wgan_gp_si)") in result.stderr
+    assert not (tmp_path / "ray").exists() and not (tmp_path / "mlflow.db").exists()

@@ -3,6 +3,7 @@ run's final model, rebuilt from the checkpoint logged on it."""
 
 from __future__ import annotations
 
+from sigdist.metrics.members import SE_SUFFIX, WORST_SUFFIX
 from sigdist.metrics.names import metrics_of
 
 FINAL_CHECKPOINT = "final_checkpoint"  # the artifact folder of a run's last checkpoint
@@ -29,8 +30,9 @@ def run_config(run) -> dict:
 
 
 def trials_frame(runs):
-    """One row per trial run: its name, status, lam, K, size, width and the last value of
-    each metric its data set has, for ``mlflow.log_table`` and the lam figure."""
+    """One row per trial run: its name, status, lam, K, size, width, seeds and the last value
+    of each metric its data set has (and, for several seeds, its standard error and worst
+    member), for ``mlflow.log_table`` and the lam figure."""
     import pandas as pd
 
     rows = []
@@ -43,8 +45,11 @@ def trials_frame(runs):
                      "lam": float(params.get("loss.lam", "nan")),
                      "k": int(params.get("loss.k", 0)), "size": params.get("model.size"),
                      "width": float(params.get("model.width_g", "nan")),
-                     **{name: metrics.get(name) for name in (*metrics_of(params.get("data.name")),
-                                                             "step")}})
+                     "seeds": int(params.get("run.seeds", 1)),
+                     **{key: metrics.get(key) for name in metrics_of(params.get("data.name"))
+                        for key in (name, name + SE_SUFFIX, name + WORST_SUFFIX)
+                        if key == name or key in metrics},
+                     "step": metrics.get("step")})
     return pd.DataFrame(rows)
 
 
