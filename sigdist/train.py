@@ -123,7 +123,7 @@ class Trainer:
                 self._init_states.append(state)
             else:
                 self._init_states[index] = state
-        return Population(members, vmap=self._vmap).to(self.device)
+        return Population(members, batched=self._vmap).to(self.device)
 
     def noise(self, n: int, rng: torch.Generator | list[torch.Generator]) -> torch.Tensor:
         """(n, noise_dim) from ``rng``; from a list of member streams, (P, n, noise_dim)."""

@@ -67,7 +67,7 @@ def test_batched_members_follow_the_single_runs_within_float_rounding(method, da
                                                                       mnist_root):
     torch.set_num_threads(1)
     batched = Trainer(config(method, data, seeds=2, kernels="vmap", root=mnist_root))
-    assert batched.generator.vmap
+    assert batched.generator.batched
     pop_losses = losses_per_step(batched, STEPS)
     for member in range(2):
         single = losses_per_step(Trainer(config(method, data, seed=3 + member,

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sigdist.metrics.classifier import classify_channels
+from sigdist.metrics.classifier import CLASSIFY_BATCH, classify_channels
 
 NUM_TRIPLES = 1000  # Stacked-MNIST modes: digit triples 000..999
 PEER_SAMPLE_COUNT = 26_000  # samples the paper's peers (VEEGAN, PacGAN) score per model
@@ -129,7 +129,7 @@ def evaluate_stacked_mnist(
     classifier: nn.Module,
     *,
     n: int | None = None,
-    batch_size: int = 2048,
+    batch_size: int = CLASSIFY_BATCH,
     seed: int = 0,
     generate_batch_size: int = 1000,
     generator_device: torch.device | str = "cpu",

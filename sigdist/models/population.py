@@ -1,15 +1,15 @@
 """A seed population of one network: P members of the same architecture, their weights stacked
-along a leading member axis and run together as one batched model (``torch.func``: the members'
-parameters stacked by ``stack_module_state``, one ``functional_call`` vmapped over them).
+along a leading member axis (``torch.func.stack_module_state``) and trained as one module.
 
-Inputs and outputs carry the member axis first, (P, B, ...). ``vmap=True`` runs one batched
-kernel per layer for all members (a GPU's way: a step is launch-bound there); ``vmap=False``
-runs each member's own kernels in turn on its slice of the stacked weights (on a CPU the
-batched convolutions were slower than the members one by one:
-docs/results/populations.md). Batch norm stays per member, its
-running statistics included (each member's buffers are a slice of the stacked ones), and Adam is
-elementwise, so member i trains as the network alone would: the same function of its own seed,
-to float rounding (a batched kernel sums in another order).
+Inputs and outputs carry the member axis first, (P, B, ...). ``batched=True`` runs one batched
+kernel per layer for all members (one ``functional_call`` under ``torch.func.vmap``: a GPU's
+way, where a step is launch-bound); ``batched=False`` runs each member's own kernels in turn on
+its slice of the stacked weights, the single run's own arithmetic (on a CPU the batched
+convolutions were slower than the members one by one: docs/results/populations.md). Batch
+norm stays per member, its running statistics included (each member's buffers are a slice of
+the stacked ones), and Adam is elementwise, so member i trains as the network alone would:
+bit for bit member by member, to float rounding batched (a batched kernel sums in another
+order).
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ class Population(nn.Module):
     """P networks of one architecture as one module: ``forward(x)`` maps (P, B, ...) to the
     members' outputs (P, B, ...); ``member(i)`` is member i alone, on unbatched inputs."""
 
-    def __init__(self, members: list[nn.Module], *, vmap: bool = False) -> None:
+    def __init__(self, members: list[nn.Module], *, batched: bool = False) -> None:
         super().__init__()
-        self.vmap = vmap
+        self.batched = batched
         if not members:
             raise ValueError("a population needs at least one member")
         params, buffers = stack_module_state(members)
@@ -41,8 +41,6 @@ class Population(nn.Module):
             self.register_parameter(self._names[name], nn.Parameter(value.detach()))
         for name, value in buffers.items():
             self.register_buffer(self._names[name], value)
-        self._params = tuple(params)
-        self._buffers_names = tuple(buffers)
 
     @property
     def skeleton(self) -> nn.Module:
@@ -60,7 +58,7 @@ class Population(nn.Module):
         def one(tensors: dict[str, torch.Tensor], xi: torch.Tensor) -> torch.Tensor:
             return functional_call(self.skeleton, tensors, (xi,))
 
-        if self.vmap:
+        if self.batched:
             return vmap(one)(self._tensors(), x)
         # unbind, not indexing: its backward is one stack, where P index backwards would
         # each write a full-size zero gradient
