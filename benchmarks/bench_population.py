@@ -23,6 +23,7 @@ import statistics
 import time
 
 import torch
+from bench_method_steps import timed_steps  # seconds per step, synchronised on a GPU
 
 from sigdist.config import from_flat
 from sigdist.train import Trainer
@@ -34,18 +35,6 @@ CASES = {  # name: flat config (batch and K as the studies train them)
     "gmm25 gan_si": {"data.name": "gmm25", "method": "gan_si"},
     "gmm25 sig": {"data.name": "gmm25", "method": "sig"},
 }
-
-
-def timed_steps(trainer: Trainer, steps: int) -> float:
-    """Seconds for ``steps`` training steps (synchronised on a GPU)."""
-    sync = torch.cuda.synchronize if trainer.device.type == "cuda" else (lambda: None)
-    sync()
-    start = time.perf_counter()
-    for _ in range(steps):
-        trainer.train_step()
-        trainer.step += 1
-    sync()
-    return time.perf_counter() - start
 
 
 def config(flat: dict, args: argparse.Namespace, seed: int, members: int, kernels: str):
@@ -63,16 +52,16 @@ def measure(flat: dict, args: argparse.Namespace) -> dict:
     runs.update({f"single {i}": Trainer(config(flat, args, i, 1, "loop")) for i in range(p)})
     for trainer in runs.values():  # warm-up: kernels chosen, memory pooled
         timed_steps(trainer, 2)
-    times: dict[str, list[float]] = {name: [] for name in runs}
+    step_s: dict[str, list[float]] = {name: [] for name in runs}
     names = list(runs)
     for round_ in range(args.rounds):
         for name in names[round_ % len(names):] + names[:round_ % len(names)]:
-            times[name].append(timed_steps(runs[name], args.steps))
-    singles = [sum(times[f"single {i}"][r] for i in range(p)) for r in range(args.rounds)]
+            step_s[name].append(timed_steps(runs[name], args.steps))
+    singles = [sum(step_s[f"single {i}"][r] for i in range(p)) for r in range(args.rounds)]
     return {kernels: round(statistics.median(
-        times[kernels][r] / singles[r] for r in range(args.rounds)), 3)
+        step_s[kernels][r] / singles[r] for r in range(args.rounds)), 3)
         for kernels in ("loop", "vmap")} | {
-        "single_step_ms": round(statistics.median(singles) / p / args.steps * 1e3, 2)}
+        "single_step_ms": round(statistics.median(singles) / p * 1e3, 2)}
 
 
 def scoring_share(args: argparse.Namespace) -> dict:
@@ -80,7 +69,7 @@ def scoring_share(args: argparse.Namespace) -> dict:
     training time of a 3,000-step trial of P members, extrapolated from timed steps."""
     cfg = config(CASES["mnist3 gan_si width 0.25"], args, 0, args.members, "loop")
     trainer = Trainer(cfg.replace(**{"run.eval_samples": 26_000}))
-    step_s = timed_steps(trainer, args.steps) / args.steps
+    step_s = timed_steps(trainer, args.steps)
     trainer.evaluate()  # the classifier loaded once, as in a trial
     start = time.perf_counter()
     trainer.evaluate()

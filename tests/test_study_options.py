@@ -84,13 +84,20 @@ def test_a_method_the_data_set_cannot_take_exits_2_before_ray(tmp_path, script, 
     assert not (tmp_path / "ray").exists() and not (tmp_path / "mlflow.db").exists()
 
 
-def test_a_grid_cell_the_data_set_cannot_take_exits_2_naming_the_cell(tmp_path):
-    result = run_script("table1.py", "--smoke-test", "--set", "data.name=mnist3",
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--set", "data.name=mnist3"],
+     "grid cell method=vae, seed=0: config key 'method': got 'vae' with data.name='mnist3'"),
+    # a population of a method that trains one seed per run
+    (["--seeds-per-trial", "2"], "grid cell method=vae, seed=0: config key 'run.seeds': got 2 "
+     "for method 'vae'; allowed: 1 (seed populations train sig, gan, gan_si, wgan_gp, "
+     "wgan_gp_si)"),
+])
+def test_a_grid_cell_that_is_no_valid_run_exits_2_naming_the_cell(tmp_path, flags, message):
+    result = run_script("table1.py", "--smoke-test", *flags,
                         "--storage-path", str(tmp_path / "ray"),
                         "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db", cwd=tmp_path)
     assert result.returncode == 2, result.stderr[-2000:]
-    assert ("grid cell method=vae, seed=0: config key 'method': got 'vae' with "
-            "data.name='mnist3'") in result.stderr
+    assert message in result.stderr
     assert not (tmp_path / "ray").exists() and not (tmp_path / "mlflow.db").exists()
 
 
@@ -132,13 +139,3 @@ def test_the_mean_and_the_worst_member_rank_trials_differently():
     assert by_worst[0].split()[-2] == "kl_worst"  # the ranking's own column
     assert "0.575 ± 0.025" in by_worst[1] and by_worst[1].split()[-2] == "0.600"
     assert "0.500 ± 0.400" in by_worst[2] and by_worst[2].split()[-2] == "0.900"
-
-
-def test_seeds_per_trial_with_a_method_that_trains_one_seed_exits_2_before_ray(tmp_path):
-    result = run_script("table1.py", "--smoke-test", "--seeds-per-trial", "2",
-                        "--storage-path", str(tmp_path / "ray"),
-                        "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db", cwd=tmp_path)
-    assert result.returncode == 2, result.stderr[-2000:]
-    assert ("config key 'run.seeds': got 2 for method 'vae'; allowed: 1 (seed populations "
-            "train sig, gan, gan_si, wgan_gp, wgan_gp_si)") in result.stderr
-    assert not (tmp_path / "ray").exists() and not (tmp_path / "mlflow.db").exists()
