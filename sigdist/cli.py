@@ -68,7 +68,7 @@ def _train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from sigdist.config import from_assignments, parse_assignment, save_json
-    from sigdist.metrics.members import PM_SUFFIX, mean_se_texts
+    from sigdist.metrics.members import PM_SUFFIX, WORST_SUFFIX, mean_se_texts
     from sigdist.reports.figures import save_trainer_samples
     from sigdist.train import CheckpointError, DivergenceError, Trainer
 
@@ -128,7 +128,8 @@ def _train(args: argparse.Namespace) -> int:
         save_trainer_samples(_trainer,
                              os.path.join(out, "samples", f"step_{_trainer.step:07d}.png"))
         if _trainer.population:  # the metrics' mean ± s.e. over the members
-            shown = {k.removesuffix(PM_SUFFIX): v for k, v in mean_se_texts(metrics).items()}
+            shown = {k.removesuffix(PM_SUFFIX): v for k, v in mean_se_texts(metrics).items()
+                     if not k.endswith(WORST_SUFFIX + PM_SUFFIX)}
         else:
             shown = {k: f"{v:.4g}" for k, v in metrics.items() if not k.startswith("loss")}
         bar.write(f"step {_trainer.step}: " + ", ".join(f"{k}={v}" for k, v in shown.items()))

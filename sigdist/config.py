@@ -170,7 +170,8 @@ class RunConfig:
     seeds: int = field(default=1, metadata=_range(1, high=MAX_SEEDS, help=(
         "P, the seed population: P members (seeds seed .. seed + P - 1) trained as one model "
         "in one run, each equal to the single run of its seed; metrics as mean, standard "
-        "error, worst member and each member")))
+        "error, worst member and each member (sig, gan, gan_si, wgan_gp, wgan_gp_si with the "
+        "Gaussian likelihood; 1 for the rest)")))
     member_kernels: str = field(default="auto", metadata=_choice(*MEMBER_KERNELS, help=(
         "run.seeds > 1: vmap (one batched kernel per layer for all members) or loop (each "
         "member's kernels in turn); auto: vmap on CUDA, loop on the CPU (faster there)")))

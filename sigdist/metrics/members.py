@@ -60,9 +60,15 @@ def with_se(metrics: dict[str, float], name: str) -> str:
 
 
 def mean_se_texts(metrics: dict[str, float]) -> dict[str, str]:
-    """``<name>_pm``: "mean ± s.e." of every registry metric a population reported."""
-    return {name + PM_SUFFIX: with_se(metrics, name) for name in METRICS
-            if name in metrics and name + SE_SUFFIX in metrics}
+    """``<name>_pm``: "mean ± s.e." of every registry metric a population reported, and
+    ``<name>_worst_pm``: its worst member, as the registry formats it."""
+    texts = {}
+    for name, metric in METRICS.items():
+        if name in metrics and name + SE_SUFFIX in metrics:
+            texts[name + PM_SUFFIX] = with_se(metrics, name)
+        if name + WORST_SUFFIX in metrics:
+            texts[name + WORST_SUFFIX + PM_SUFFIX] = metric.format(metrics[name + WORST_SUFFIX])
+    return texts
 
 
 def worst(name: str, values: Sequence[float]) -> float:

@@ -32,7 +32,8 @@ def progress_reporter(options: Any):
     if options.base.get("run.seeds", 1) > 1:  # "mean ± s.e." over each trial's members
         shown = {name + PM_SUFFIX: title for name, title in shown.items()}
         if options.member_objective == "worst":
-            shown[options.scheduler_metric[0]] = METRICS[options.metrics[-1]].short + " worst"
+            shown[options.scheduler_metric[0] + PM_SUFFIX] = (
+                METRICS[options.metrics[-1]].short + " worst")
     metrics = {"step": "step", **shown}
     return CLIReporter(parameter_columns=columns or used, metric_columns=metrics,
                        max_report_frequency=30, print_intermediate_tables=True)

@@ -119,11 +119,10 @@ def check_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
                              ("--max-concurrent", args.max_concurrent, 1),
                              ("--cpus-per-trial", args.cpus_per_trial, 0.01),
                              ("--gpus-per-trial", args.gpus_per_trial, 0.0),
-                             ("--seed", args.seed, 0),
-                             ("--seeds-per-trial", args.seeds_per_trial, 1)):
+                             ("--seed", args.seed, 0)):
         if value is not None and value < low:
             parser.error(f"{flag}: got {value}; allowed: a number >= {low}")
-    if args.seeds_per_trial is not None and args.seeds_per_trial > MAX_SEEDS:
+    if args.seeds_per_trial is not None and not 1 <= args.seeds_per_trial <= MAX_SEEDS:
         parser.error(f"--seeds-per-trial: got {args.seeds_per_trial}; allowed: 1 to {MAX_SEEDS}")
     if args.gpus_per_trial is not None and args.gpus_per_trial > 1 and (
             args.gpus_per_trial != int(args.gpus_per_trial)):
