@@ -247,8 +247,10 @@ class Trainer:
 
         if not self.population:
             return score(0)
+        # the registry's metrics in full; by-products (entropies, sample counts): the mean
         return summarize_members([score(member) for member in range(len(self.seeds))],
-                                 detailed=METRICS.__contains__)
+                                 self.seeds, spread=METRICS.__contains__,
+                                 per_seed=METRICS.__contains__)
 
     def fit(self, report: ReportFn | None = None, on_step: StepFn | None = None
             ) -> dict[str, float]:
@@ -278,7 +280,8 @@ class Trainer:
             if evaluating:
                 losses = self._window.means()
                 if self.population:
-                    losses = summarize_members(losses, worst_member=False)
+                    # each seed's curve; no spread (fewer rows in MLflow's views)
+                    losses = summarize_members(losses, self.seeds, spread=lambda name: False)
                 metrics = {**self.evaluate(final=self.step == cfg.train.steps),
                            **(losses if self.population else losses[0]), "step": self.step}
                 if report is not None:

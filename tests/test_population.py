@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from sigdist.config import ConfigError, from_flat
-from sigdist.metrics.members import member_key, summarize_members
+from sigdist.metrics.members import seed_key, summarize_members
 from sigdist.train import DivergenceError, Trainer
 
 STEPS = 50
@@ -126,7 +126,7 @@ def test_an_evaluation_reports_mean_standard_error_worst_and_every_member():
     per_member = [Trainer(config("sig", "gmm25", seed=3 + m, steps=20)).fit()
                   for m in range(3)]
     kls = [m["kl"] for m in per_member]
-    assert [metrics[member_key(m, "kl")] for m in range(3)] == pytest.approx(kls, abs=1e-12)
+    assert [metrics[seed_key(3 + m, "kl")] for m in range(3)] == pytest.approx(kls, abs=1e-12)
     assert metrics["kl"] == pytest.approx(sum(kls) / 3)
     assert metrics["kl_worst"] == max(kls)
     modes = [m["modes"] for m in per_member]
@@ -139,13 +139,18 @@ def test_an_evaluation_reports_mean_standard_error_worst_and_every_member():
 
 
 def test_summarize_members_on_known_values():
-    out = summarize_members([{"kl": 1.0, "modes": 20.0, "num_samples": 5.0},
-                             {"kl": 3.0, "modes": 25.0, "num_samples": 5.0}],
-                            detailed=lambda name: name != "num_samples")
+    out = summarize_members([{"kl": 1.0, "modes": 20.0, "num_samples": 5.0, "loss_d": 1.0},
+                             {"kl": 3.0, "modes": 25.0, "num_samples": 5.0, "loss_d": 2.0}],
+                            (7, 8), spread=lambda name: name in ("kl", "modes"),
+                            per_seed=lambda name: name != "num_samples")
     assert out["kl"] == 2.0 and out["kl_se"] == pytest.approx(1.0)
     assert out["kl_worst"] == 3.0 and out["modes_worst"] == 20.0
-    assert out[member_key(1, "modes")] == 25.0
-    assert out["num_samples"] == 5.0 and "num_samples_se" not in out
+    assert out[seed_key(8, "modes")] == 25.0 and out["seed_7/loss_d"] == 1.0
+    assert out["loss_d"] == 1.5 and "loss_d_se" not in out
+    assert out["num_samples"] == 5.0 and set(out) == {
+        "kl", "kl_se", "kl_worst", "modes", "modes_se", "modes_worst", "num_samples", "loss_d",
+        "seed_7/kl", "seed_8/kl", "seed_7/modes", "seed_8/modes", "seed_7/loss_d",
+        "seed_8/loss_d"}
 
 
 @pytest.mark.parametrize(("updates", "message"), [

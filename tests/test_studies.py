@@ -118,14 +118,15 @@ def test_smoke_sweep_tracks_each_trial_as_a_child_run(gmm25_smoke):
         # standard error and worst member
         metrics = child.data.metrics
         assert params["run.seeds"] == "2"
-        members = [metrics[f"member_{m}/kl"] for m in (0, 1)]
+        members = [metrics[f"seed_{m}/kl"] for m in (0, 1)]  # the study's seed is 0
         assert metrics["kl"] == pytest.approx(sum(members) / 2, rel=1e-12)
         assert metrics["kl_se"] == pytest.approx(abs(members[0] - members[1]) / 2, rel=1e-9)
         assert metrics["kl_worst"] == max(members)
-        assert metrics["modes_worst"] == min(metrics[f"member_{m}/modes"] for m in (0, 1))
+        assert metrics["modes_worst"] == min(metrics[f"seed_{m}/modes"] for m in (0, 1))
+        assert "seed_0/loss_d" in metrics and "loss_d_se" not in metrics  # losses: no spread
         for member in (0, 1):
             assert [m.step for m in client.get_metric_history(
-                child.info.run_id, f"member_{member}/kl")] == steps
+                child.info.run_id, f"seed_{member}/kl")] == steps
         assert not any(key.endswith("_pm") for key in metrics)  # the progress table's text
         # FINISHED, all 20 steps or stopped early by the scheduler (tagged, with the step)
         assert child.info.status == "FINISHED"

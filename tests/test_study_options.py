@@ -130,7 +130,7 @@ def test_the_mean_and_the_worst_member_rank_trials_differently():
         config = {"method": "gan_si", "loss.lam": 0.1, "loss.k": 64, "model.size": "M",
                   "model.width_g": 0.25, "data.name": "mnist3", "run.seeds": len(kls)}
         return config, summarize_members([{"kl": kl, "modes": 900.0, "high_quality": 0.5}
-                                          for kl in kls]) | {"step": 100}
+                                          for kl in kls], range(len(kls))) | {"step": 100}
 
     lucky, steady = trial([0.1, 0.9]), trial([0.55, 0.6])
     by_mean = best_trials_table([steady, lucky], "kl", "min").splitlines()

@@ -1,8 +1,8 @@
 """Statistics over seeds, named once: the mean and standard error that the reports give over
 seeds, and the summary of a seed population's members (``run.seeds``) that its evaluations
 report: each metric's mean under its own name, ``<name>_se``, ``<name>_worst`` (the worst
-member by the metric's direction) and ``member_<i>/<name>`` (member i's value; MLflow shows
-one section per member)."""
+member by the metric's direction) and ``seed_<s>/<name>`` (the value of the member of seed s;
+MLflow shows one section per seed, and sorts them after the trial's own metrics)."""
 
 from __future__ import annotations
 
@@ -30,9 +30,9 @@ WORST_SUFFIX = "_worst"
 PM_SUFFIX = "_pm"  # "mean ± s.e." as text, for the progress table (not an MLflow metric)
 
 
-def member_key(index: int, name: str) -> str:
-    """Member ``index``'s value of ``name`` in a population's metrics."""
-    return f"member_{index}/{name}"
+def seed_key(seed: int, name: str) -> str:
+    """The value of ``name`` of a population's member of seed ``seed``."""
+    return f"seed_{seed}/{name}"
 
 
 def base_metric(key: str) -> str:
@@ -80,20 +80,22 @@ def worst(name: str, values: Sequence[float]) -> float:
     return min(values) if better == "max" else max(values)
 
 
-def summarize_members(per_member: Sequence[dict[str, float]], *, worst_member: bool = True,
-                      detailed: Callable[[str], bool] = lambda name: True) -> dict[str, float]:
-    """A population's metrics from each member's (the same names in each): the mean under
-    the metric's own name and, for the ``detailed`` names, its standard error, the worst member
-    (``worst_member``: for metrics with a direction) and every member's value."""
+def summarize_members(per_member: Sequence[dict[str, float]], seeds: Sequence[int], *,
+                      spread: Callable[[str], bool] = lambda name: True,
+                      per_seed: Callable[[str], bool] = lambda name: True) -> dict[str, float]:
+    """A population's metrics from each member's (the same names in each; member i of seed
+    ``seeds[i]``): the mean under the metric's own name; for the ``spread`` names its standard
+    error and worst member (for metrics with a direction); for the ``per_seed`` names every
+    member's value."""
     out: dict[str, float] = {}
     for name in per_member[0]:
         values = [float(member[name]) for member in per_member]
         out[name], se = mean_se(values)
-        if not detailed(name):  # a by-product (entropies, sample counts): the mean alone
-            continue
-        out[name + SE_SUFFIX] = se
-        if worst_member and not math.isnan(bad := worst(name, values)):
-            out[name + WORST_SUFFIX] = bad
-        for index, value in enumerate(values):
-            out[member_key(index, name)] = value
+        if spread(name):
+            out[name + SE_SUFFIX] = se
+            if not math.isnan(bad := worst(name, values)):
+                out[name + WORST_SUFFIX] = bad
+        if per_seed(name):
+            for seed, value in zip(seeds, values, strict=True):
+                out[seed_key(seed, name)] = value
     return out

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sigdist.config import parse_assignment
-from sigdist.metrics.members import mean_se, member_key
+from sigdist.metrics.members import mean_se, seed_key
 from sigdist.metrics.names import METRICS as NAMES
 from sigdist.reports.tables import table
 
@@ -22,7 +22,7 @@ def grid_rows(client, runs, keys: Sequence[str]) -> list[dict[str, Any]]:
     """One row per run, seed and evaluation: the run's values of ``keys`` (typed as the config
     types them), the seed, the step and the metrics, from each MLflow run's metric history.
     A run of a seed population (``run.seeds`` P > 1) gives a row per member, seed + i, from
-    its ``member_<i>/`` histories."""
+    its ``seed_<s>/`` histories."""
     rows = []
     for run in runs:
         params = run.data.params
@@ -31,14 +31,15 @@ def grid_rows(client, runs, keys: Sequence[str]) -> list[dict[str, Any]]:
         values = dict(parse_assignment(f"{k}={params[k]}") for k in (*keys, "seed"))
         members = int(params.get("run.seeds", 1))
         for member in range(members):
-            names = {m: member_key(member, m) if members > 1 else m for m in METRICS}
+            seed = values["seed"] + member
+            names = {m: seed_key(seed, m) if members > 1 else m for m in METRICS}
             history: dict[int, dict[str, float]] = defaultdict(dict)
             for metric, name in names.items():
                 for point in client.get_metric_history(run.info.run_id, name):
                     history[point.step][metric] = point.value
             for step, measured in sorted(history.items()):
                 if all(m in measured for m in METRICS[:3]):
-                    rows.append({**values, "seed": values["seed"] + member, "step": step,
+                    rows.append({**values, "seed": seed, "step": step,
                                  **{m: measured.get(m, math.nan) for m in METRICS}})
     return rows
 
