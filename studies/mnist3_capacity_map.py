@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sys
 
+from sigdist.metrics.names import STACKED_OBJECTIVES
 from sigdist.study.script import Profile, StudyScript, main
 
 # model.width_g multiplies the generator widths (64, 32), model.width_d (tied to it) the
@@ -24,6 +25,7 @@ COMMON = {"model.size": "custom", "model.width_g": 1.0, "model.width_d": 1.0}
 
 CAPACITY_MAP = StudyScript(
     prefix="mnist3_capacity_map", description=__doc__.splitlines()[0], data_name="mnist3",
+    objectives=STACKED_OBJECTIVES,
     smoke=Profile(base={**COMMON, "train.steps": 8, "run.eval_every": 4,
                         "run.eval_samples": 500, "train.batch_size": 16,
                         "data.source": "mnist-5k"},

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import sys
 
+from sigdist.metrics.names import STACKED_OBJECTIVES
 from sigdist.study.script import Profile, StudyScript, main
 from sigdist.study.search import SearchSpace
 
@@ -35,6 +36,7 @@ def mnist3_space(s: SearchSpace, *, k_choices: tuple[int, ...],
 
 MNIST3 = StudyScript(
     prefix="mnist3_sweep", description=__doc__.splitlines()[0], data_name="mnist3",
+    objectives=STACKED_OBJECTIVES,
     smoke=Profile(base={"train.steps": 8, "run.eval_every": 4, "run.eval_samples": 500,
                         "train.batch_size": 16, "data.source": "mnist-5k"},
                   num_samples=3, max_concurrent=2,

@@ -43,8 +43,11 @@ def test_capacity_map_smoke_logs_every_cell_and_the_map(tmp_path, mnist_root):
         method, width = child.data.params["method"], child.data.params["model.width_g"]
         row = next(line for line in lines if re.match(rf"\| {method} \| {width} \| 8 \|", line))
         metrics = child.data.metrics
-        seeds = "/".join(f"{metrics[f'seed_{m}/modes']:.0f}" for m in (0, 1))
-        assert f"| 8 | 2 | {metrics['modes']:.0f} ± " in row and f" ({seeds}) |" in row
+        # led by the ensemble's modes, then its KL, confident modes and the reference's own
+        seeds = "/".join(f"{metrics[f'seed_{m}/ensemble_modes']:.0f}" for m in (0, 1))
+        assert f"| 8 | 2 | {metrics['ensemble_modes']:.0f} ± " in row and f" ({seeds}) |" in row
+        assert f"| {metrics['confident_modes']:.0f} ± " in row
+        assert f"| {metrics['modes']:.0f} ± " in row
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "grid")}
     assert artifacts == {"grid/capacity_map.png", "grid/learning_curves.png"}
     (study_dir,) = [p for p in (tmp_path / "ray").iterdir() if p.is_dir()]

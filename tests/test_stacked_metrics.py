@@ -1,8 +1,9 @@
-"""Stacked-MNIST evaluation (Section 5.3, Table 2): the digit classifier, its cache, and the
-metrics on hand-made probabilities, real stacked digits and a collapsed sampler.
+"""Stacked-MNIST evaluation (Section 5.3, Table 2): the digit classifiers, their cache, and
+the single-classifier and ensemble metrics on hand-made probabilities, real stacked digits, a
+collapsed sampler and noise images.
 
-One classifier is trained per test session (mnist-5k, ~15 s on 2 CPU cores) into a temporary
-cache; every other test reuses it or stubs training out.
+The ensemble's classifiers are trained once per test session (mnist-5k, ~30 s on 2 CPU cores)
+into a temporary cache; every other test reuses them or stubs training out.
 """
 
 from __future__ import annotations
@@ -18,14 +19,16 @@ import sigdist.metrics.classifier as classifier_module
 from sigdist.data.mnist import MnistDigits, load_mnist
 from sigdist.data.stacked import StackedMNIST
 from sigdist.metrics.classifier import (
-    MnistClassifier,
+    ENSEMBLE,
+    LeNet,
     classifier_accuracy,
     classifier_cache_path,
     classify_channels,
     load_or_train_classifier,
+    load_or_train_ensemble,
     train_classifier,
 )
-from sigdist.metrics.stacked import evaluate_stacked_mnist, stacked_mnist_metrics
+from sigdist.metrics.stacked import ensemble_metrics, evaluate_stacked_mnist, stacked_mnist_metrics
 
 PLACE_VALUES = torch.tensor([100, 10, 1])
 
@@ -89,25 +92,27 @@ def test_cache_is_reused_without_training(trained, digits, monkeypatch) -> None:
     assert (state["format_version"], state["source"], state["seed"]) == (1, "mnist-5k", 0)
 
 
-@pytest.mark.parametrize("bad_file", ["garbage", "wrong_version", "wrong_seed", "bad_weights"])
+@pytest.mark.parametrize("bad_file", ["garbage", "wrong_version", "wrong_seed", "bad_weights",
+                                      "wrong_arch"])
 def test_unusable_cache_is_retrained(bad_file, digits, tmp_path, monkeypatch) -> None:
     path = classifier_cache_path(str(tmp_path), "mnist-5k", 0)
     os.makedirs(os.path.dirname(path))
     good = {"format_version": 1, "source": "mnist-5k", "seed": 0, "accuracy": 0.5,
-            "state_dict": MnistClassifier().state_dict()}
+            "state_dict": LeNet().state_dict()}
     if bad_file == "garbage":
         with open(path, "wb") as file:
             file.write(b"\x00not a torch file")
     else:
         changes = {"wrong_version": {"format_version": 999}, "wrong_seed": {"seed": 7},
-                   "bad_weights": {"state_dict": {"fc2.weight": torch.zeros(3, 3)}}}[bad_file]
+                   "bad_weights": {"state_dict": {"fc2.weight": torch.zeros(3, 3)}},
+                   "wrong_arch": {"arch": "mlp"}}[bad_file]
         torch.save({**good, **changes}, path)
     calls = []
 
-    def quick_training(images, labels, *, seed, device):  # stands in for the 15 s training
+    def quick_training(images, labels, *, seed, device, arch):  # stands in for the training
         calls.append(seed)
         torch.manual_seed(seed)
-        return MnistClassifier().eval()
+        return LeNet().eval()
 
     monkeypatch.setattr(classifier_module, "train_classifier", quick_training)
     classifier, accuracy = load_or_train_classifier(digits, str(tmp_path), seed=0)
@@ -250,3 +255,120 @@ def test_sampler_evaluation_is_deterministic(trained, held_out_stacked) -> None:
         evaluate_stacked_mnist(generate(4, torch.Generator()) * 2 - 1, trained[0])
     with pytest.raises(ValueError, match="returned"):
         evaluate_stacked_mnist(lambda count, g: generate(count + 1, g), trained[0], n=10)
+
+
+# --- the ensemble -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ensemble(digits, mnist_root) -> list[torch.nn.Module]:
+    (reference, _), members = load_or_train_ensemble(digits, mnist_root)
+    assert members[0] is reference  # the reference classifier runs once in an evaluation
+    return members
+
+
+@pytest.fixture(scope="module")
+def real_ensemble_probs(ensemble, real_samples) -> list[torch.Tensor]:
+    return [classify_channels(c, real_samples[0]) for c in ensemble]
+
+
+def test_ensemble_is_trained_once_and_loaded_weights_only(digits, mnist_root, ensemble,
+                                                          monkeypatch) -> None:
+    paths = [classifier_cache_path(mnist_root, "mnist-5k", seed, arch) for arch, seed in ENSEMBLE]
+    assert len(set(paths)) == len(ENSEMBLE) and all(map(os.path.isfile, paths))
+    before = [os.stat(path).st_mtime_ns for path in paths]
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a cached classifier must not be retrained")
+
+    loads = []
+    real_load = torch.load
+
+    def recording_load(*args, **kwargs):
+        loads.append(kwargs.get("weights_only"))
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(classifier_module, "train_classifier", no_training)
+    monkeypatch.setattr(torch, "load", recording_load)
+    (_, accuracy), reloaded = load_or_train_ensemble(digits, mnist_root)
+    assert loads == [True] * len(ENSEMBLE) and accuracy >= 0.97
+    assert [os.stat(path).st_mtime_ns for path in paths] == before
+    for member, again in zip(ensemble, reloaded, strict=True):
+        assert type(member) is type(again) and not again.training
+        assert all(torch.equal(a, b) for a, b in zip(member.state_dict().values(),
+                                                       again.state_dict().values(), strict=True))
+    for path in paths:
+        state = real_load(path, weights_only=True)
+        assert state["accuracy"] >= 0.96, path  # each one reads real digits well
+
+
+def test_ensemble_metrics_by_hand() -> None:
+    agree = _one_hot_probs([12, 345, 678, 901])
+    result = ensemble_metrics([agree, agree, agree])
+    assert (result["ensemble_modes"], result["confident_modes"]) == (4, 4)
+    assert result["ensemble_kl"] == pytest.approx(math.log(1000 / 4), abs=1e-12)
+    assert result["confident_share"] == 1.0 and result["ensemble_high_quality"] == 1.0
+    assert result["classifier_spread_kl"] == 0.0 and result["classifier_spread_modes"] == 0.0
+    # a second classifier reads sample 0's last digit as 3, not 2: the mean is 0.5 / 0.5, so
+    # sample 0 is neither confident nor of high quality, and the classifiers' modes differ
+    other = _one_hot_probs([13, 345, 678, 678])
+    result = ensemble_metrics([agree, other])
+    assert result["confident_modes"] == 2  # 345 and 678, where both read the same digits
+    assert result["confident_share"] == 0.5 and result["ensemble_high_quality"] == 0.5
+    assert result["ensemble_modes"] == 4  # ties go to the lower digit: 012, 345, 678, 601
+    assert result["classifier_spread_modes"] == 1.0
+    # KL: log 250 for the first; 1/4, 1/4, 1/2 on 013, 345, 678: log 250 + log(2) / 2
+    assert result["classifier_spread_kl"] == pytest.approx(0.5 * math.log(2), abs=1e-12)
+    with pytest.raises(ValueError):
+        ensemble_metrics([agree, agree[:3]])
+
+
+def test_ensemble_on_real_stacked_digits(real_ensemble_probs) -> None:
+    result = ensemble_metrics(real_ensemble_probs)
+    print(f"\nreal stacked digits, ensemble: {result}")
+    assert result["ensemble_modes"] >= 990 and result["confident_modes"] >= 990
+    assert result["ensemble_kl"] < 0.05  # the sampling floor 0.019 plus the ensemble's errors
+    assert result["confident_share"] > 0.85 and result["classifier_spread_kl"] < 0.03
+
+
+def test_ensemble_on_collapsed_sampler(real_samples, real_ensemble_probs) -> None:
+    labels = real_samples[1]
+    predicted = [(p.argmax(dim=2) * PLACE_VALUES).sum(dim=1) for p in real_ensemble_probs]
+    correct = torch.nonzero(torch.stack([p == labels for p in predicted]).all(0)).flatten()
+    picks = correct[np.unique(labels[correct].numpy(), return_index=True)[1][:5]]
+    result = ensemble_metrics([p[picks].repeat(26_000 // 5, 1, 1) for p in real_ensemble_probs])
+    assert result["ensemble_modes"] == 5 and result["confident_modes"] <= 5
+    assert result["ensemble_kl"] == pytest.approx(math.log(1000 / 5), abs=1e-9)
+
+
+def test_noise_images_are_not_confident(ensemble) -> None:
+    # smooth random blobs: one classifier reads hundreds of digit triples into 2,000 of them,
+    # the classifiers read different ones, and almost none is a triple they all read alike
+    coarse = torch.rand(2000, 3, 7, 7, generator=torch.Generator().manual_seed(0))
+    blobs = torch.nn.functional.interpolate(coarse, size=28, mode="bilinear").clamp(0, 1) ** 3
+    probs = [classify_channels(c, blobs) for c in ensemble]
+    single = stacked_mnist_metrics(probs[0])
+    result = ensemble_metrics(probs)
+    print(f"\nblobs: single {single['modes']} modes, ensemble {result}")
+    assert single["modes"] > 300 and result["classifier_spread_modes"] > 100
+    assert result["confident_share"] < 0.01 and result["confident_modes"] < 20
+    assert result["ensemble_high_quality"] < 0.01
+
+
+def test_ensemble_evaluation_ignores_batch_size(ensemble, real_samples) -> None:
+    samples = real_samples[0][:3000]
+    reference = evaluate_stacked_mnist(samples, ensemble[0], ensemble=ensemble,
+                                       batch_size=3000)
+    assert {"ensemble_kl", "confident_modes", "kl"} <= reference.keys()
+    assert reference["kl"] == evaluate_stacked_mnist(samples, ensemble[0])["kl"]
+    for batch_size in (1, 77, 1000):
+        assert evaluate_stacked_mnist(samples, ensemble[0], ensemble=ensemble,
+                                      batch_size=batch_size) == reference, batch_size
+
+    def generate(count: int, generator: torch.Generator) -> torch.Tensor:
+        return torch.rand(count, 3, 28, 28, generator=generator)
+
+    first = evaluate_stacked_mnist(generate, ensemble[0], ensemble=ensemble, n=1500, seed=3,
+                                   generate_batch_size=500)
+    assert first == evaluate_stacked_mnist(generate, ensemble[0], ensemble=ensemble, n=1500,
+                                           seed=3, generate_batch_size=1500)

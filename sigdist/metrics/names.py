@@ -28,6 +28,14 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("high_quality", "high quality", "HQ", ".3f", "max", COVERAGE),
     Metric("kl", "KL", "KL", ".3f", "min", COVERAGE),
     Metric("inception_score_digit", "IS (digits)", "IS-d", ".2f", "max", ("mnist3",)),
+    # Stacked MNIST through an ensemble of digit classifiers (metrics/stacked.py)
+    Metric("ensemble_modes", "modes (ensemble)", "modes-E", ".0f", "max", ("mnist3",)),
+    Metric("ensemble_kl", "KL (ensemble)", "KL-E", ".3f", "min", ("mnist3",)),
+    Metric("ensemble_high_quality", "high quality (ensemble)", "HQ-E", ".3f", "max",
+           ("mnist3",)),
+    Metric("confident_modes", "confident modes", "conf", ".0f", "max", ("mnist3",)),
+    Metric("classifier_spread_kl", "KL spread over classifiers", "KL-C", ".3f", "",
+           ("mnist3",)),
     Metric("inception_score", "inception score", "IS", ".3f", "max", ("mnist3", "cifar10")),
     Metric("fid", "FID", "FID", ".2f", "min", ("cifar10",)),
     Metric("tv", "total variation", "TV", ".3f", "min", ("negbin", "poisson_negbin")),
@@ -42,6 +50,9 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
 # (quality vs coverage); ASHA compares trials on the last, the coverage one.
 OBJECTIVES = {"kl": ("kl",), "pareto": ("high_quality", "kl")}
 FIDELITY_OBJECTIVES = {"fid": ("fid",), "pareto": ("inception_score", "fid")}  # CIFAR-10
+# Stacked MNIST: the ensemble's, which no single classifier decides (docs/classifiers.md)
+STACKED_OBJECTIVES = {"kl": ("ensemble_kl",), "pareto": ("ensemble_high_quality", "ensemble_kl")}
+ENSEMBLE_TABLE = ("ensemble_modes", "ensemble_kl", "confident_modes")
 
 
 def metrics_of(data_name: str | None) -> list[str]:
@@ -58,8 +69,10 @@ def table_metrics(objective_metric: str) -> tuple[str, ...]:
     """The metrics shown beside a study's trials, by the metric that ranks them."""
     if objective_metric in ("fid", "inception_score"):
         return ("inception_score", "fid")
+    if objective_metric in STACKED_OBJECTIVES["pareto"]:
+        return (*ENSEMBLE_TABLE, "ensemble_high_quality")
     return ("modes", "kl", "high_quality")
 
 
-__all__ = ["FIDELITY_OBJECTIVES", "METRICS", "OBJECTIVES", "Metric", "metrics_of", "modes_of",
-           "table_metrics"]
+__all__ = ["ENSEMBLE_TABLE", "FIDELITY_OBJECTIVES", "METRICS", "OBJECTIVES", "STACKED_OBJECTIVES",
+           "Metric", "metrics_of", "modes_of", "table_metrics"]

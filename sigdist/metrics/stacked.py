@@ -8,7 +8,7 @@ depends only on the samples and the classifier, never on how they were batched.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -107,6 +107,46 @@ def stacked_mnist_metrics(probs: Any) -> dict[str, float]:
     }
 
 
+def ensemble_metrics(probs: Sequence[Any]) -> dict[str, float]:
+    """Coverage metrics that no single digit classifier decides, from the per-channel
+    probabilities ``probs[c]`` (n, 3, 10) that classifier c of an ensemble gives the same n
+    samples (docs/classifiers.md). With p̄ the mean of the ensemble's probabilities:
+
+    - ``ensemble_modes``, ``ensemble_kl``, ``ensemble_high_quality``: ``modes``, ``kl`` and
+      ``high_quality`` of :func:`stacked_mnist_metrics` on p̄ (each sample's triple is the
+      argmax of p̄ per channel; high quality: p̄ > 0.7 on all three channels);
+    - ``confident_modes``: the triples with at least one confident sample, one on which every
+      classifier names the same three digits and p̄ of each is above 0.7: a coverage count over
+      digits any of the classifiers would read alike;
+    - ``confident_share``: the share of confident samples;
+    - ``classifier_spread_modes``, ``classifier_spread_kl``: max - min over the classifiers of
+      each one's own ``modes`` and ``kl``: how much the choice of one classifier could move them.
+
+    All are fixed by the samples and the classifiers, whatever the batching.
+    """
+    stack = np.stack([p.detach().cpu().numpy() if isinstance(p, torch.Tensor) else
+                      np.asarray(p, dtype=np.float64) for p in probs]).astype(np.float64)
+    if stack.ndim != 4 or stack.shape[2:] != (3, 10) or len(stack) < 1:
+        raise ValueError(f"probs: want C >= 1 arrays (n, 3, 10), got {stack.shape}")
+    mean = stack.mean(axis=0)
+    pooled = stacked_mnist_metrics(mean)
+    labels = stack.argmax(axis=3)  # (C, n, 3)
+    unanimous = np.all(labels == labels[:1], axis=(0, 2))
+    confident = unanimous & np.all(mean.max(axis=2) > HIGH_QUALITY_THRESHOLD, axis=1)
+    triples = labels[0] @ _CHANNEL_PLACE_VALUES
+    singles = [stacked_mnist_metrics(p) for p in stack]
+    return {
+        "ensemble_modes": pooled["modes"],
+        "ensemble_kl": pooled["kl"],
+        "ensemble_high_quality": pooled["high_quality"],
+        "confident_modes": int(np.unique(triples[confident]).size),
+        "confident_share": float(confident.mean()),
+        "classifier_spread_modes": float(max(m["modes"] for m in singles)
+                                         - min(m["modes"] for m in singles)),
+        "classifier_spread_kl": max(m["kl"] for m in singles) - min(m["kl"] for m in singles),
+    }
+
+
 def _checked_images(images: Any) -> torch.Tensor:
     """``images`` as a float tensor (n, 3, 28, 28) with values in [0, 1], or ValueError."""
     if not isinstance(images, torch.Tensor):
@@ -134,6 +174,7 @@ def evaluate_stacked_mnist(
     generate_batch_size: int = 1000,
     generator_device: torch.device | str = "cpu",
     classifier_accuracy: float | None = None,
+    ensemble: Sequence[nn.Module] = (),
 ) -> dict[str, float]:
     """Table 2's metrics (Section 5.3) of Stacked-MNIST samples, via :func:`stacked_mnist_metrics`.
 
@@ -144,9 +185,14 @@ def evaluate_stacked_mnist(
     ``seed``, until ``n`` (default 26,000, as the paper's peers) samples are drawn. The result
     is fixed by the seed and the sampler, whatever ``batch_size`` (stacked images per classifier
     pass; bounds memory only). ``classifier_accuracy``, if given, is copied into the result.
+
+    ``classifier`` gives the single-classifier metrics of :func:`stacked_mnist_metrics`; an
+    ``ensemble`` of classifiers (which may hold ``classifier`` itself, then run once) adds
+    :func:`ensemble_metrics` on the same samples.
     """
     if batch_size < 1 or generate_batch_size < 1:
         raise ValueError("batch_size and generate_batch_size must be positive")
+    classifiers = [classifier, *(c for c in ensemble if c is not classifier)]
     if callable(samples):
         target = PEER_SAMPLE_COUNT if n is None else int(n)
         generator = torch.Generator(device=generator_device).manual_seed(seed)
@@ -157,14 +203,18 @@ def evaluate_stacked_mnist(
                 images = _checked_images(samples(count, generator))
             if len(images) != count:
                 raise ValueError(f"generate({count}, ...) returned {len(images)} samples")
-            chunks.append(classify_channels(classifier, images, batch_size=batch_size))
-        probs = torch.cat(chunks) if chunks else torch.zeros(0, 3, 10, dtype=torch.float64)
+            chunks.append([classify_channels(c, images, batch_size=batch_size)
+                           for c in classifiers])
+        probs = [torch.cat(column) for column in zip(*chunks, strict=True)] if chunks else [
+            torch.zeros(0, 3, 10, dtype=torch.float64) for _ in classifiers]
     else:
         images = _checked_images(samples)
         if n is not None and int(n) != len(images):
             raise ValueError(f"n = {n} but {len(images)} samples were given")
-        probs = classify_channels(classifier, images, batch_size=batch_size)
-    metrics: dict[str, float] = stacked_mnist_metrics(probs)
+        probs = [classify_channels(c, images, batch_size=batch_size) for c in classifiers]
+    metrics: dict[str, float] = stacked_mnist_metrics(probs[0])
+    if ensemble:
+        metrics.update(ensemble_metrics([probs[classifiers.index(c)] for c in ensemble]))
     if classifier_accuracy is not None:
         metrics["classifier_accuracy"] = float(classifier_accuracy)
     return metrics
@@ -172,6 +222,7 @@ def evaluate_stacked_mnist(
 
 __all__ = [
     "HIGH_QUALITY_THRESHOLD",
+    "ensemble_metrics",
     "NUM_TRIPLES",
     "PEER_SAMPLE_COUNT",
     "evaluate_stacked_mnist",

@@ -87,9 +87,11 @@ def save_trainer_samples(trainer, path: str) -> None:
 
 
 def capacity_map_figure(summary: Sequence[dict[str, Any]], *, x_key: str, line_key: str,
-                        x_label: str = "width multiplier", title: str = ""):
-    """Modes (top row) and KL (bottom row) against ``x_key`` on a log axis, a line per value
-    of ``line_key`` with standard-error bars, a column per step budget."""
+                        x_label: str = "width multiplier", title: str = "",
+                        metrics: tuple[str, str] = ("modes", "kl")):
+    """Modes (top row) and KL (bottom row), or the ``metrics`` pair of that kind, against
+    ``x_key`` on a log axis, a line per value of ``line_key`` with standard-error bars, a
+    column per step budget."""
     budgets = sorted({e["step"] for e in summary})
     lines = sorted({e[line_key] for e in summary})
     fig, axes = plt.subplots(2, len(budgets), figsize=(4 * len(budgets), 7), squeeze=False,
@@ -99,7 +101,7 @@ def capacity_map_figure(summary: Sequence[dict[str, Any]], *, x_key: str, line_k
             cells = sorted((e for e in summary if e["step"] == budget and e[line_key] == line),
                            key=lambda e: e[x_key])
             xs = [e[x_key] for e in cells]
-            for row, metric in enumerate(("modes", "kl")):
+            for row, metric in enumerate(metrics):
                 axes[row][col].errorbar(xs, [e[metric] for e in cells],
                                         yerr=[e[f"{metric}_se"] for e in cells], marker="o",
                                         capsize=3, label=str(line))
@@ -108,8 +110,8 @@ def capacity_map_figure(summary: Sequence[dict[str, Any]], *, x_key: str, line_k
         for row in range(2):
             axes[row][col].set_xscale("log", base=2)
             axes[row][col].grid(alpha=0.3)
-    axes[0][0].set_ylabel("modes (of 1,000)")
-    axes[1][0].set_ylabel("KL(p_gen || uniform), nats")
+    axes[0][0].set_ylabel(f"{METRICS[metrics[0]].label} (of 1,000)")
+    axes[1][0].set_ylabel(f"{METRICS[metrics[1]].label}(p_gen || uniform), nats")
     axes[0][0].set_ylim(0, 1050)
     axes[0][-1].legend(title=line_key)
     if title:
@@ -119,21 +121,22 @@ def capacity_map_figure(summary: Sequence[dict[str, Any]], *, x_key: str, line_k
 
 
 def learning_curves_figure(summary: Sequence[dict[str, Any]], keys: Sequence[str], *,
-                           title: str = ""):
-    """Modes and KL against the training step, a line (with standard-error bars) per cell."""
+                           title: str = "", metrics: tuple[str, str] = ("modes", "kl")):
+    """Modes and KL (or the ``metrics`` pair of that kind) against the training step, a line
+    (with standard-error bars) per cell."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     cells = sorted({tuple(e[k] for k in keys) for e in summary}, key=lambda c: tuple(map(str, c)))
     for cell in cells:
         points = sorted((e for e in summary if tuple(e[k] for k in keys) == cell),
                         key=lambda e: e["step"])
         label = ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in cell)
-        for ax, metric in zip(axes, ("modes", "kl"), strict=True):
+        for ax, metric in zip(axes, metrics, strict=True):
             ax.errorbar([e["step"] for e in points], [e[metric] for e in points],
                         yerr=[e[f"{metric}_se"] for e in points], marker="o", capsize=3,
                         label=label)
-    axes[0].set_ylabel("modes (of 1,000)")
+    axes[0].set_ylabel(f"{METRICS[metrics[0]].label} (of 1,000)")
     axes[0].set_ylim(0, 1050)
-    axes[1].set_ylabel("KL(p_gen || uniform), nats")
+    axes[1].set_ylabel(f"{METRICS[metrics[1]].label}(p_gen || uniform), nats")
     for ax in axes:
         ax.set_xlabel("training step")
         ax.grid(alpha=0.3)

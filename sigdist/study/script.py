@@ -324,7 +324,7 @@ def grid_report(options: StudyOptions):
     from mlflow import MlflowClient
 
     from sigdist.reports.figures import capacity_map_figure, learning_curves_figure
-    from sigdist.reports.grid import grid_rows, summarize, summary_table
+    from sigdist.reports.grid import grid_rows, headline, summarize, summary_table
     from sigdist.reports.runs import trial_runs
 
     keys = [k for k in options.grid if k != "seed"]
@@ -340,10 +340,13 @@ def grid_report(options: StudyOptions):
                 fh.write(table + "\n")
         if not summary:
             return {}
-        figures = {"learning_curves": learning_curves_figure(summary, keys, title=options.name)}
+        pair = headline(summary)
+        figures = {"learning_curves": learning_curves_figure(summary, keys, title=options.name,
+                                                             metrics=pair)}
         if len(keys) >= 2 and all(isinstance(e[keys[-1]], int | float) for e in summary):
             figures["capacity_map"] = capacity_map_figure(summary, x_key=keys[-1],
-                                                          line_key=keys[0], title=options.name)
+                                                          line_key=keys[0], title=options.name,
+                                                          metrics=pair)
         if "://" not in options.study_dir and os.path.isdir(options.study_dir):
             for name, figure in figures.items():
                 figure.savefig(os.path.join(options.study_dir, f"{name}.png"), dpi=100)
