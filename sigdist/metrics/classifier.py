@@ -64,7 +64,7 @@ class LeNet(nn.Module):
 
 class WideCNN(nn.Module):
     """VGG-style CNN: two stages of two 3x3 convs (32, then 64 channels) with max pooling,
-    then 256 hidden units; ~30 x LeNet's multiply-adds. No batch norm (see :class:`LeNet`)."""
+    then 256 hidden units; ~40 x LeNet's multiply-adds. No batch norm (see :class:`LeNet`)."""
 
     def __init__(self) -> None:
         super().__init__()

@@ -86,6 +86,11 @@ def save_trainer_samples(trainer, path: str) -> None:
     save_samples(samples, trainer.data, path, title=title)
 
 
+_AXIS_LABELS = {"modes": "modes (of 1,000)", "ensemble_modes": "modes, classifier ensemble",
+                "kl": "KL(p_gen || uniform), nats",
+                "ensemble_kl": "KL(p_gen || uniform), nats, ensemble"}
+
+
 def capacity_map_figure(summary: Sequence[dict[str, Any]], *, x_key: str, line_key: str,
                         x_label: str = "width multiplier", title: str = "",
                         metrics: tuple[str, str] = ("modes", "kl")):
@@ -110,8 +115,8 @@ def capacity_map_figure(summary: Sequence[dict[str, Any]], *, x_key: str, line_k
         for row in range(2):
             axes[row][col].set_xscale("log", base=2)
             axes[row][col].grid(alpha=0.3)
-    axes[0][0].set_ylabel(f"{METRICS[metrics[0]].label} (of 1,000)")
-    axes[1][0].set_ylabel(f"{METRICS[metrics[1]].label}(p_gen || uniform), nats")
+    axes[0][0].set_ylabel(_AXIS_LABELS[metrics[0]])
+    axes[1][0].set_ylabel(_AXIS_LABELS[metrics[1]])
     axes[0][0].set_ylim(0, 1050)
     axes[0][-1].legend(title=line_key)
     if title:
@@ -134,9 +139,9 @@ def learning_curves_figure(summary: Sequence[dict[str, Any]], keys: Sequence[str
             ax.errorbar([e["step"] for e in points], [e[metric] for e in points],
                         yerr=[e[f"{metric}_se"] for e in points], marker="o", capsize=3,
                         label=label)
-    axes[0].set_ylabel(f"{METRICS[metrics[0]].label} (of 1,000)")
+    axes[0].set_ylabel(_AXIS_LABELS[metrics[0]])
     axes[0].set_ylim(0, 1050)
-    axes[1].set_ylabel(f"{METRICS[metrics[1]].label}(p_gen || uniform), nats")
+    axes[1].set_ylabel(_AXIS_LABELS[metrics[1]])
     for ax in axes:
         ax.set_xlabel("training step")
         ax.grid(alpha=0.3)
