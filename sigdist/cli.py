@@ -73,6 +73,8 @@ def _train(args: argparse.Namespace) -> int:
     from sigdist.train import CheckpointError, DivergenceError, Trainer
 
     out = args.out
+    if not out.strip():  # "" would train into the current directory
+        raise UsageError(f"--out: got {out!r}; allowed: a directory path (created if missing)")
     checkpoint_path = os.path.join(out, "checkpoint.pt")
     if os.path.exists(out) and not os.path.isdir(out):
         raise UsageError(f"--out: {out} is a file; allowed: a directory (created if missing)")
@@ -219,14 +221,23 @@ def _score(args: argparse.Namespace) -> int:
         raise UsageError(f"--samples: no such file {args.samples}")
     if args.out:
         _check_writable_file("--out", args.out)
+    with open(args.samples, "rb") as fh:
+        magic = fh.read(6)
+    if magic != b"\x93NUMPY":  # numpy's own message would suggest loading pickles unsafely
+        raise UsageError(f"--samples {args.samples}: not a .npy file; allowed: one numeric "
+                         ".npy array (numpy.save)")
     try:
         array = np.load(args.samples, allow_pickle=False)
-    except (ValueError, EOFError, OSError) as err:
-        raise UsageError(f"--samples {args.samples}: not a numeric .npy array ({err})") from None
-    if not isinstance(array, np.ndarray):  # an .npz archive
-        raise UsageError(f"--samples {args.samples}: an .npz archive; allowed: one .npy array")
+    except (ValueError, EOFError, OSError):
+        raise UsageError(f"--samples {args.samples}: not a numeric .npy array (an object "
+                         "array, or a torn or malformed file)") from None
     if np.iscomplexobj(array) or not np.issubdtype(array.dtype, np.number):
         raise UsageError(f"--samples: got dtype {array.dtype}; allowed: real numbers")
+    if array.ndim == 0:
+        raise UsageError("--samples: got a single number (shape ()); allowed: an array of "
+                         "n >= 1 samples")
+    if not array.dtype.isnative:  # e.g. big-endian '>f4' from another machine
+        array = array.astype(array.dtype.newbyteorder("="))
     if len(array) == 0:
         raise UsageError(f"--samples: got {array.shape}, no samples; allowed: n >= 1 rows")
     if array.dtype == np.uint8:

@@ -410,12 +410,18 @@ def load_checkpoint(path: str) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # empty, truncated, not a torch file, or unsafe pickle content
-        raise CheckpointError(f"{path} cannot be read as a checkpoint ({type(err).__name__}: "
-                              f"{str(err).splitlines()[0][:200] if str(err) else ''})") from None
+        # not torch's text: it can advise weights_only=False, which would run the file's code
+        raise CheckpointError(f"{path} is not a sigdist checkpoint (not a file torch.save "
+                              f"wrote, a torn one, or one holding more than weights: "
+                              f"{type(err).__name__})") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a sigdist checkpoint (format {CHECKPOINT_FORMAT})")
     missing = [part for part in _CHECKPOINT_PARTS if part not in state]
     if missing or not isinstance(state["config"], dict):
         raise CheckpointError(f"{path} lacks {', '.join(missing) or 'a config'}; it is no "
                               "complete sigdist checkpoint")
+    step = state["step"]
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise CheckpointError(f"{path} holds step {step!r}; a sigdist checkpoint's step is a "
+                              "whole number >= 0 (the file is malformed)")
     return state

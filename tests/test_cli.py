@@ -12,9 +12,9 @@ QUICK = ["--set", "train.steps=20", "--set", "run.eval_every=10", "--set", "run.
          "--set", "train.batch_size=64", "--set", "loss.k=64", "--quiet"]
 
 
-def sigdist(*args: str) -> subprocess.CompletedProcess:
+def sigdist(*args: str, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "sigdist", *args], capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=300, cwd=cwd)
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +53,13 @@ def test_resume_continues_to_more_steps(trained_run, tmp_path):
     result = sigdist("train", "--out", str(copy), "--resume", "--set", "train.steps=30", "--quiet")
     assert result.returncode == 0, result.stderr
     assert json.loads((copy / "metrics.json").read_text())["step"] == 30
+
+
+def test_an_empty_out_is_refused_and_nothing_is_written_here(tmp_path):
+    before = sorted(os.listdir(tmp_path))
+    result = sigdist("train", "--out", "", "--set", "train.steps=2", cwd=tmp_path)
+    assert result.returncode == 2 and "--out: got ''" in result.stderr, result.stderr
+    assert sorted(os.listdir(tmp_path)) == before
 
 
 @pytest.mark.parametrize(
@@ -110,6 +117,7 @@ def test_score_rates_real_grid_samples_as_perfect(tmp_path):
         (np.array([[0.0, np.inf]]), "1 values are NaN or infinite"),
         (np.array([[1 + 2j, 0.0]]), "got dtype complex128; allowed: real numbers"),
         (np.zeros((0, 2)), "no samples; allowed: n >= 1 rows"),
+        (np.array(3.0), "got a single number (shape ())"),
     ],
 )
 def test_score_refuses_bad_arrays(tmp_path, array, message):
@@ -125,16 +133,30 @@ def test_score_refuses_bad_files_before_computing(tmp_path):
     empty, archive = tmp_path / "empty.npy", tmp_path / "a.npz"
     empty.write_bytes(b"")
     np.savez(archive, x=np.zeros((4, 2)))
+    picture = tmp_path / "img.png"
+    picture.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
     good = tmp_path / "good.npy"
     np.save(good, np.zeros((4, 2)))
     for args, message in (
-            ((str(empty),), "not a numeric .npy array"),
-            ((str(archive),), "an .npz archive"),
+            ((str(empty),), "not a .npy file"),
+            ((str(archive),), "not a .npy file"),
+            ((str(picture),), "not a .npy file"),
             ((str(good), "--out", str(tmp_path)), "is a directory"),
             ((str(good), "--out", str(tmp_path / "missing" / "m.json")), "does not exist")):
         result = sigdist("score", "--data", "gmm25", "--samples", *args)
         assert result.returncode == 2 and message in result.stderr, result.stderr
-        assert "Traceback" not in result.stderr
+        assert "Traceback" not in result.stderr and "pickle" not in result.stderr
+
+
+def test_score_reads_a_big_endian_array_as_its_native_twin(tmp_path):
+    rng = np.random.default_rng(0)
+    samples = rng.normal(size=(2000, 2))
+    native, swapped = tmp_path / "native.npy", tmp_path / "big.npy"
+    np.save(native, samples.astype("<f8"))
+    np.save(swapped, samples.astype(">f8"))
+    results = [sigdist("score", "--data", "gmm25", "--samples", str(p)) for p in (native, swapped)]
+    assert all(r.returncode == 0 for r in results), results[1].stderr[-2000:]
+    assert json.loads(results[0].stdout) == json.loads(results[1].stdout)
 
 
 def test_score_refuses_unknown_data(tmp_path):
@@ -212,11 +234,16 @@ def _broken_checkpoint(trained_run, tmp_path, kind: str):
     if kind == "empty":
         path.write_bytes(b"")
         return run
+    if kind == "png":  # torch's own message would advise weights_only=False
+        path.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
+        return run
     state = torch.load(path, weights_only=True)
     if kind == "no_generator":
         del state["generator"]
     elif kind == "no_config":
         del state["config"]
+    elif kind == "negative_step":
+        state["step"] = -50
     else:  # weights of 100-unit layers under a config of 50-unit layers
         state["config"] = {**state["config"], "model.hidden": 50}
     torch.save(state, path)
@@ -224,7 +251,8 @@ def _broken_checkpoint(trained_run, tmp_path, kind: str):
 
 
 @pytest.mark.slow  # several CLI runs in a row
-@pytest.mark.parametrize("kind", ["empty", "no_generator", "no_config", "mismatched"])
+@pytest.mark.parametrize("kind", ["empty", "no_generator", "no_config", "mismatched", "png",
+                                  "negative_step"])
 def test_unusable_checkpoints_are_refused_by_sample_and_resume(trained_run, tmp_path, kind):
     run = _broken_checkpoint(trained_run, tmp_path, kind)
     before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
@@ -236,6 +264,9 @@ def test_unusable_checkpoints_are_refused_by_sample_and_resume(trained_run, tmp_
     for result in (sampled, resumed):
         assert result.returncode == 2, result.stderr[-2000:]
         assert len(result.stderr.strip().splitlines()) == 1 and "checkpoint" in result.stderr
+        assert "weights_only" not in result.stderr and "unsafe" not in result.stderr
+    if kind == "negative_step":
+        assert "holds step -50" in sampled.stderr
     assert not out.exists()
     after = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != ".lock"}
     assert after == before

@@ -198,8 +198,12 @@ def test_smoke_sweep_against_a_real_mlflow_server(tmp_path):
 
 
 @pytest.mark.parametrize(("flags", "message"), [
-    (["--num-samples", "0"], "--num-samples: got 0; allowed: a number >= 1"),
+    (["--num-samples", "0"], "--num-samples: got 0; allowed: a finite number >= 1"),
     (["--cpus-per-trial", "-1"], "--cpus-per-trial: got -1.0"),
+    # NaN and inf passed every check and left the trials PENDING forever
+    (["--cpus-per-trial", "nan"], "--cpus-per-trial: got nan; allowed: a finite number"),
+    (["--cpus-per-trial", "inf"], "--cpus-per-trial: got inf; allowed: a finite number"),
+    (["--gpus-per-trial", "nan"], "--gpus-per-trial: got nan; allowed: a finite number"),
     (["--seed", "x"], "invalid int value"),
     (["--objective", "fid"], "invalid choice: 'fid'"),
     (["--set", "loss.k=0"], "config key 'loss.k': got 0"),

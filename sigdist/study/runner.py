@@ -8,6 +8,7 @@ import argparse
 import functools
 import glob
 import itertools
+import math
 import os
 import re
 import time
@@ -120,8 +121,9 @@ def check_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
                              ("--cpus-per-trial", args.cpus_per_trial, 0.01),
                              ("--gpus-per-trial", args.gpus_per_trial, 0.0),
                              ("--seed", args.seed, 0)):
-        if value is not None and value < low:
-            parser.error(f"{flag}: got {value}; allowed: a number >= {low}")
+        # not (value >= low): NaN compares false both ways; inf resources keep trials PENDING
+        if value is not None and (not value >= low or value == math.inf):
+            parser.error(f"{flag}: got {value}; allowed: a finite number >= {low}")
     if args.seeds_per_trial is not None and not 1 <= args.seeds_per_trial <= MAX_SEEDS:
         parser.error(f"--seeds-per-trial: got {args.seeds_per_trial}; allowed: 1 to {MAX_SEEDS}")
     if args.gpus_per_trial is not None and args.gpus_per_trial > 1 and (
