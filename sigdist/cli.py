@@ -70,7 +70,7 @@ def _train(args: argparse.Namespace) -> int:
     from sigdist.config import from_assignments, parse_assignment, save_json
     from sigdist.metrics.members import PM_SUFFIX, WORST_SUFFIX, mean_se_texts
     from sigdist.reports.figures import save_trainer_samples
-    from sigdist.train import CheckpointError, DivergenceError, Trainer
+    from sigdist.train import CheckpointError, DivergenceError, Trainer, remove_stale_temps
 
     out = args.out
     if not out.strip():  # "" would train into the current directory
@@ -98,6 +98,7 @@ def _train(args: argparse.Namespace) -> int:
     except OSError as err:
         raise UsageError(f"--out: cannot create {out}: {err.strerror}") from None
     _lock = _lock_run_directory(out)  # noqa: F841 (held until the process ends)
+    remove_stale_temps(checkpoint_path)  # the lock is ours: no other writer is mid-write
     if args.resume:
         try:
             trainer = Trainer.from_checkpoint(checkpoint_path, overrides=updates)
@@ -107,10 +108,15 @@ def _train(args: argparse.Namespace) -> int:
         if steps < done:
             raise UsageError(f"--resume: train.steps={steps} is below the {done} steps the run "
                              "has done; allowed: at least that many")
-        if steps == done:
+        if steps == done and os.path.isfile(os.path.join(out, "metrics.json")):
             print(f"{out}: the run has done its {done} steps; nothing to resume "
                   "(give a larger train.steps to continue it)", file=sys.stderr)
             return 0
+        if steps == done:  # killed after its last checkpoint, before its final outputs
+            print(f"{out}: the run has done its {done} steps but has no metrics.json; "
+                  "evaluating its last checkpoint (the final losses were not saved)",
+                  file=sys.stderr)
+            return _write_final_outputs(trainer, out, {**trainer.evaluate(), "step": done})
     else:
         if os.path.exists(checkpoint_path):  # another writer won the race to this folder
             raise UsageError(f"{out} already holds a run (checkpoint.pt); choose another --out")
@@ -143,6 +149,13 @@ def _train(args: argparse.Namespace) -> int:
         print(f"sigdist: run failed: {err}", file=sys.stderr)
         return RUN_FAILED
     bar.close()
+    return _write_final_outputs(trainer, out, metrics)
+
+
+def _write_final_outputs(trainer, out: str, metrics: dict[str, float]) -> int:
+    """A finished run's metrics.json and samples.png, and its metrics on stdout."""
+    from sigdist.reports.figures import save_trainer_samples
+
     with open(os.path.join(out, "metrics.json"), "w") as fh:
         json.dump(metrics, fh, indent=2)
         fh.write("\n")

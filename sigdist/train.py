@@ -13,6 +13,7 @@ its own generator, seeded afresh each time, so evaluating never changes the trai
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -325,8 +326,6 @@ class Trainer:
 
     def save(self, path: str) -> None:
         """Write the checkpoint atomically (a crash mid-write leaves the previous one intact)."""
-        import os
-
         tmp = f"{path}.{os.getpid()}.tmp"  # one temp file per writer
         torch.save(self.state_dict(), tmp)
         os.replace(tmp, path)
@@ -400,6 +399,17 @@ class LossWindow:
 class CheckpointError(ValueError):
     """A file that is no usable sigdist checkpoint: unreadable, of another format, missing a
     part, or holding weights that do not fit its own config."""
+
+
+def remove_stale_temps(path: str) -> list[str]:
+    """Remove the temp files ``<path>.<pid>.tmp`` that writers killed mid-save left behind;
+    call only while holding the run's lock. Returns the removed paths."""
+    import glob
+
+    stale = glob.glob(glob.escape(path) + ".*.tmp")
+    for tmp in stale:
+        os.remove(tmp)
+    return stale
 
 
 _CHECKPOINT_PARTS = ("config", "step", "generator", "opt_g", "rng")

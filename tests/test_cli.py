@@ -187,6 +187,35 @@ def test_resume_of_a_finished_run_keeps_it_and_fewer_steps_are_refused(trained_r
     assert after == before  # metrics, config and checkpoint untouched
 
 
+def test_resume_removes_the_temp_file_a_killed_checkpoint_write_left(trained_run, tmp_path):
+    copy = _copy_run(trained_run, tmp_path / "killed")
+    done = json.loads((copy / "metrics.json").read_text())["step"]
+    stale = copy / "checkpoint.pt.99999.tmp"  # what a writer killed mid-save leaves
+    stale.write_bytes(b"half a checkpoint")
+    result = sigdist("train", "--out", str(copy), "--resume", "--set",
+                     f"train.steps={done + 2}", "--quiet")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert not stale.exists() and not list(copy.glob("*.tmp"))
+    assert json.loads((copy / "metrics.json").read_text())["step"] == done + 2
+
+
+def test_resume_writes_the_final_outputs_a_run_killed_before_them_lacks(trained_run, tmp_path):
+    copy = _copy_run(trained_run, tmp_path / "no_metrics")
+    final = json.loads((copy / "metrics.json").read_text())
+    (copy / "metrics.json").unlink()  # killed between the last checkpoint and metrics.json
+    checkpoint = (copy / "checkpoint.pt").read_bytes()
+    result = sigdist("train", "--out", str(copy), "--resume", "--quiet")
+    assert result.returncode == 0 and "has no metrics.json" in result.stderr, result.stderr
+    completed = json.loads((copy / "metrics.json").read_text())
+    assert completed["step"] == final["step"] and (copy / "samples.png").is_file()
+    # the same evaluation of the same checkpoint: every metric as the run wrote it
+    assert {k: completed[k] for k in ("modes", "kl", "high_quality")} == {
+        k: final[k] for k in ("modes", "kl", "high_quality")}
+    assert (copy / "checkpoint.pt").read_bytes() == checkpoint
+    again = sigdist("train", "--out", str(copy), "--resume", "--quiet")
+    assert again.returncode == 0 and "nothing to resume" in again.stderr
+
+
 def test_a_run_directory_in_use_is_refused_naming_the_holder(trained_run, tmp_path):
     import fcntl
 
