@@ -16,8 +16,8 @@ How the test keeps to itself on a shared machine:
 * Where `unshare` may make namespaces (root, or a privileged container), sshd runs as PID 1
   of its own PID namespace: `ray stop` (run by `ray up` and `ray down`, and which stops every
   Ray process it can see) sees only this cluster, and everything the SSH sessions started dies
-  with sshd. Without namespaces the test still runs, and `ray stop` acts machine-wide as it
-  does on a real node.
+  with sshd. Without namespaces the test skips, saying so: there `ray stop` would stop Ray
+  processes the test did not start.
 """
 
 from __future__ import annotations
@@ -313,6 +313,9 @@ def sshd(tmp_path):
     (each named by the test's directory) is gone, and so are its listening ports."""
     if not os.path.exists(SSHD):
         pytest.skip(f"{SSHD} is absent (Debian package openssh-server)")
+    if not namespaces_work():  # `ray stop` would act machine-wide, on others' Ray too
+        pytest.skip("unshare cannot make a PID namespace here, and without one the `ray stop` "
+                    "of `ray up` / `ray down` would stop Ray processes this test did not start")
     for tool in ("ssh", "ssh-keygen", "rsync"):
         assert shutil.which(tool), f"`ray up` needs {tool} (Debian packages openssh-client, rsync)"
     base = Path(tempfile.mkdtemp(prefix="rayup-", dir="/tmp"))
@@ -335,7 +338,7 @@ def sshd(tmp_path):
     os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege-separation dir
     server = Sshd(base=base, home=home, key=key, token=token, port=port,
                   proxy_command=f"{sys.executable} {sshd_dir / 'proxy.py'} %h {port}",
-                  isolated=namespaces_work())
+                  isolated=True)
     command = [SSHD, "-D", "-e", "-f", str(sshd_dir / "sshd_config")]
     if server.isolated:
         command = ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc", *command]
