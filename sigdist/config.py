@@ -66,6 +66,9 @@ def _choice(*allowed: str, help: str) -> dict:
     return {"choices": allowed, "help": help}
 
 
+MAX_LR = 1e30  # learning rates: Adam's float32 steps overflow far above this
+
+
 def _range(low: float | None = None, *, low_open: bool = False, high: float | None = None,
            help: str) -> dict:
     return {"low": low, "low_open": low_open, "high": high, "help": help}
@@ -110,7 +113,9 @@ class ModelConfig:
             "follows model.size")))
     noise_dim: int = field(default=0, metadata=_range(0, high=4096, help=(
         "size of the noise eps; 0: the data set's own (10 for the toys, 256 for images)")))
-    hidden: int = field(default=100, metadata=_range(1, high=65_536, help=(
+    # at most 8,192: a hidden x hidden layer of 65,536 (4.3e9 weights, 69 GB with Adam's state)
+    # was accepted and hung the machine; 8,192 needs about 1 GB
+    hidden: int = field(default=100, metadata=_range(1, high=8192, help=(
         "hidden units of the toy MLPs (Section 5.2: G 2 x 100, D 1 x 100)")))
 
 
@@ -141,9 +146,10 @@ class TrainConfig:
         "generator updates")))
     batch_size: int = field(default=256, metadata=_range(1, high=65_536, help=(
         "N, data points per step")))
-    lr: float = field(default=3e-3, metadata=_range(0.0, low_open=True, help=(
+    # at most MAX_LR: Adam's float32 step must hold lr / (1 - beta1) (1e300 overflowed it)
+    lr: float = field(default=3e-3, metadata=_range(0.0, low_open=True, high=MAX_LR, help=(
         "Adam learning rate of the generator")))
-    lr_d: float = field(default=3e-3, metadata=_range(0.0, low_open=True, help=(
+    lr_d: float = field(default=3e-3, metadata=_range(0.0, low_open=True, high=MAX_LR, help=(
         "Adam learning rate of the discriminator / critic")))
     beta1: float = field(default=0.5, metadata=_range(0.0, high=1.0, help="Adam beta1"))
     beta2: float = field(default=0.999, metadata=_range(0.0, high=1.0, help="Adam beta2"))

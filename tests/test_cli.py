@@ -68,6 +68,8 @@ def test_an_empty_out_is_refused_and_nothing_is_written_here(tmp_path):
         (["train", "--set", "loss.lam=-1"],
          "config key 'loss.lam': got -1.0; allowed: a finite number >= 0"),
         (["train", "--set", "loss.lamda=1"], "unknown config key 'loss.lamda'"),
+        # Adam's float32 step overflowed: a traceback and a run directory without a checkpoint
+        (["train", "--set", "train.lr=1e300"], "config key 'train.lr': got 1e+300"),
         (["train", "--set", "method=vae9"],
          "allowed: one of sig, gan, gan_si, wgan_gp, wgan_gp_si"),
         (["train", "--set", "loss.k=zero"], "config key 'loss.k': got 'zero'"),

@@ -97,6 +97,7 @@ def test_json_round_trip(tmp_path):
         ("run.eval_samples", 10**12, "<= 2e+06"),
         ("seed", 2**70, "<= 4.29497e+09"),
         ("loss.k", 10**7, "<= 65536"),
+        ("model.hidden", 65536, "<= 8192"),  # a 4.3e9-weight layer hung a 24 GB machine
         ("loss.per_dim", 1, "true or false"),
         ("train.beta1", 1.5, "<= 1"),
         ("model.width_g", 0.0, "> 0"),
