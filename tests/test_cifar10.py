@@ -56,16 +56,30 @@ def written(tmp_path_factory):
     return str(root), images, labels
 
 
-def test_torchvisions_class_reads_the_pickle_layout_channel_first(written):
-    root, images, labels = written
+@pytest.fixture
+def trusted(written, monkeypatch):
+    """The fixture's files, whose digests the reader is told (in place of the stand-in's)."""
+    import hashlib
+
+    import sigdist.data.cifar10 as cifar10_module
+
+    folder = os.path.join(written[0], STAND_IN_FOLDER)
+    digests = {name: hashlib.md5(open(os.path.join(folder, name), "rb").read()).hexdigest()
+               for name in os.listdir(folder)}
+    monkeypatch.setattr(cifar10_module, "stand_in_digests", lambda: digests)
+    return written
+
+
+def test_torchvisions_class_reads_the_pickle_layout_channel_first(trusted):
+    root, images, labels = trusted
     train_images, train_labels = load_cifar10(root, stand_in=True)
     assert train_images.dtype == torch.uint8 and train_images.shape == (100, 3, 32, 32)
     np.testing.assert_array_equal(train_images.numpy(), images[:100])  # not test_batch
     np.testing.assert_array_equal(train_labels.numpy(), labels[:100])
 
 
-def test_sampling_gathers_training_images_as_floats(written):
-    root, images, _ = written
+def test_sampling_gathers_training_images_as_floats(trusted):
+    root, images, _ = trusted
     data = build_cifar10(root, "cpu", stand_in=True)
     assert data.images.dtype == torch.uint8 and data.shape == (3, 32, 32)
     batch = data.sample(50, torch.Generator().manual_seed(3))
@@ -88,6 +102,31 @@ def test_the_stand_in_is_written_once_and_read_back(tmp_path):
     assert torch.equal(images, torch.from_numpy(expected[:500]))
     assert torch.equal(labels, torch.from_numpy(expected_labels[:500]))
     assert np.bincount(expected_labels).tolist() == [60] * 10
+
+
+class Payload:
+    """A pickle that, when loaded, creates the file ``path``: code from a data folder."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+@pytest.mark.parametrize("name", ["data_batch_1", "batches.meta"])
+def test_a_planted_pickle_in_the_stand_in_never_runs(tmp_path, name):
+    folder = write_stand_in(str(tmp_path))
+    marker = tmp_path / "payload_ran"
+    with open(os.path.join(folder, name), "wb") as fh:
+        pickle.dump({"data": Payload(str(marker)), "labels": []}, fh)
+    with pytest.raises(Cifar10Unavailable, match="differ from the stand-in write_stand_in"):
+        load_cifar10(str(tmp_path), stand_in=True)
+    assert not marker.exists()
+    # the same file through a plain pickle load does run: the check above is what stops it
+    with open(os.path.join(folder, name), "rb") as fh:
+        pickle.load(fh)
+    assert marker.exists()
 
 
 def test_files_failing_torchvisions_checksums_are_refused(written, tmp_path):

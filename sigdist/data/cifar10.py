@@ -13,12 +13,14 @@ where to put them, before anything else happens.
 
 The stand-in (``data.stand_in``, smoke tests only): a few hundred small synthetic images written
 in the same pickle layout into its own folder, ``cifar-10-stand-in-batches-py``, and read by the
-same torchvision class, told only that this folder's files have no published checksums. It
-never takes the real folder's place: a run records which it used (``data.stand_in``).
+same torchvision class, which checks every file against the digests of the files the stand-in's
+generator writes (so nothing but the stand-in is unpickled). It never takes the real folder's
+place: a run records which it used (``data.stand_in``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 from dataclasses import dataclass, field
@@ -44,14 +46,19 @@ class Cifar10Unavailable(ConfigError):
 
 
 class Cifar10StandIn(CIFAR10):
-    """torchvision's CIFAR-10 reader pointed at the stand-in's folder, whose files have no
-    published checksums to verify (only their presence is checked); nothing to download."""
+    """torchvision's CIFAR-10 reader pointed at the stand-in's folder, every file checked
+    against :func:`stand_in_digests` before it is read (the reader unpickles them: a planted
+    file must never reach it); nothing to download."""
 
     base_folder = STAND_IN_FOLDER
     url = ""
-    train_list = [[name, None] for name, _ in CIFAR10.train_list]
-    test_list = [[name, None] for name, _ in CIFAR10.test_list]
-    meta = {**CIFAR10.meta, "md5": None}
+
+    def __init__(self, root: str, **kwargs) -> None:
+        digests = stand_in_digests()
+        self.train_list = [[name, digests[name]] for name, _ in CIFAR10.train_list]
+        self.test_list = [[name, digests[name]] for name, _ in CIFAR10.test_list]
+        self.meta = {**CIFAR10.meta, "md5": digests["batches.meta"]}
+        super().__init__(root, **kwargs)
 
     def download(self) -> None:
         raise RuntimeError("the CIFAR-10 stand-in is written by write_stand_in, not downloaded")
@@ -162,7 +169,15 @@ def load_cifar10(root: str, *, download: bool = True, stand_in: bool = False
         reader = CIFAR10
     try:
         train = reader(root, train=True, download=False)
-    except (RuntimeError, OSError, pickle.UnpicklingError, KeyError, ValueError) as error:
+    except RuntimeError as error:
+        if stand_in:  # a file whose digest is not the generator's: never unpickled
+            raise Cifar10Unavailable(
+                f"data.stand_in: the files under {os.path.join(root, STAND_IN_FOLDER)} differ "
+                "from the stand-in write_stand_in writes (planted, edited or from another "
+                "numpy); delete the folder and write it again") from None
+        raise Cifar10Unavailable(f"CIFAR-10 under data.root={root!r} cannot be read "
+                                 f"({_short_reason(error)}). {where_to_put_it(root)}.") from None
+    except (OSError, pickle.UnpicklingError, KeyError, ValueError) as error:
         raise Cifar10Unavailable(f"CIFAR-10 under data.root={root!r} cannot be read "
                                  f"({_short_reason(error)}). {where_to_put_it(root)}.") from None
     # .data is the whole split, (n, 32, 32, 3) HWC uint8: one transpose to CHW, no PIL loop.
@@ -176,15 +191,14 @@ def build_cifar10(root: str, device: torch.device | str, *, download: bool = Tru
     return Cifar10.from_arrays(images, labels, device, stand_in=stand_in)
 
 
-def write_python_batches(folder: str, images: np.ndarray, labels: np.ndarray,
-                         per_batch: int) -> None:
-    """``images`` (n, 3, 32, 32) uint8 and ``labels`` written in CIFAR-10's python layout:
-    ``data_batch_1`` ... ``data_batch_5`` of ``per_batch`` images each, the rest as
+def python_batches(images: np.ndarray, labels: np.ndarray, per_batch: int) -> dict[str, bytes]:
+    """The files of ``images`` (n, 3, 32, 32) uint8 and ``labels`` in CIFAR-10's python layout,
+    by name: ``data_batch_1`` ... ``data_batch_5`` of ``per_batch`` images each, the rest as
     ``test_batch``, and ``batches.meta``; each a pickled dict, ``data`` rows of 3,072 bytes
     (1,024 red, then green, then blue, each row-major)."""
-    os.makedirs(folder, exist_ok=True)
     if len(images) <= 5 * per_batch:
         raise ValueError(f"want more than {5 * per_batch} images (five batches and a test batch)")
+    files = {}
     names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
     for i, name in enumerate(names):
         chunk = slice(i * per_batch, (i + 1) * per_batch if i < 5 else len(images))
@@ -192,11 +206,29 @@ def write_python_batches(folder: str, images: np.ndarray, labels: np.ndarray,
                  "labels": [int(v) for v in labels[chunk]],
                  "data": np.ascontiguousarray(images[chunk]).reshape(-1, 3072),
                  "filenames": [f"{name}_{j}.png" for j in range(len(images[chunk]))]}
+        files[name] = pickle.dumps(entry, protocol=2)
+    files["batches.meta"] = pickle.dumps({"label_names": list(CIFAR10_CLASSES),
+                                          "num_cases_per_batch": per_batch, "num_vis": 3072},
+                                         protocol=2)
+    return files
+
+
+def write_python_batches(folder: str, images: np.ndarray, labels: np.ndarray,
+                         per_batch: int) -> None:
+    """:func:`python_batches` written into ``folder``."""
+    files = python_batches(images, labels, per_batch)
+    os.makedirs(folder, exist_ok=True)
+    for name, content in files.items():
         with open(os.path.join(folder, name), "wb") as fh:
-            pickle.dump(entry, fh, protocol=2)
-    with open(os.path.join(folder, "batches.meta"), "wb") as fh:
-        pickle.dump({"label_names": list(CIFAR10_CLASSES), "num_cases_per_batch": per_batch,
-                     "num_vis": 3072}, fh, protocol=2)
+            fh.write(content)
+
+
+def stand_in_digests() -> dict[str, str]:
+    """The MD5 of each file of the stand-in, computed from the generator that writes it: the
+    stand-in is fixed by its seed, so no file that differs from it is ever unpickled."""
+    images, labels = stand_in_images(6 * STAND_IN_PER_BATCH)
+    return {name: hashlib.md5(content).hexdigest()
+            for name, content in python_batches(images, labels, STAND_IN_PER_BATCH).items()}
 
 
 def stand_in_images(count: int, seed: int = STAND_IN_SEED) -> tuple[np.ndarray, np.ndarray]:
@@ -229,4 +261,5 @@ def write_stand_in(root: str) -> str:
 
 __all__ = ["CIFAR10_CLASSES", "Cifar10", "Cifar10StandIn", "Cifar10Unavailable",
            "STAND_IN_FOLDER", "build_cifar10", "cifar10_present", "ensure_cifar10",
-           "load_cifar10", "stand_in_images", "write_python_batches", "write_stand_in"]
+           "load_cifar10", "python_batches", "stand_in_digests", "stand_in_images",
+           "write_python_batches", "write_stand_in"]
