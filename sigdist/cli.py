@@ -7,7 +7,9 @@ status 2 before anything is written.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
 import os
 import sys
 
@@ -202,17 +204,35 @@ def _sample(args: argparse.Namespace) -> int:
         raise UsageError(f"--member: got {args.member}; allowed: 0 to {members - 1} (the "
                          f"checkpoint holds {members} member{'s' if members > 1 else ''})")
     shape = (args.n, *trainer.data_shape)
-    # written chunk by chunk into the .npy file: memory stays O(chunk) for any --n
+    # a memory map on a disk that fills up dies of SIGBUS: the space is checked first
+    needed = 4 * math.prod(shape) + 4096  # float32 values and the .npy header
+    folder = os.path.dirname(os.path.abspath(args.out))
+    stats = os.statvfs(folder)
+    free = stats.f_bavail * stats.f_frsize
+    if needed > free:
+        raise UsageError(f"--out: {args.n} samples need {needed / 2**20:,.1f} MiB and "
+                         f"{folder} has {free / 2**20:,.1f} MiB free; allowed: a smaller --n "
+                         "or another disk")
+    # written chunk by chunk under a temporary name, renamed when complete: memory stays
+    # O(chunk) for any --n, and no file that looks complete is left half-written
+    partial = f"{args.out}.{os.getpid()}.tmp"
     try:
-        samples = np.lib.format.open_memmap(args.out, mode="w+", dtype=np.float32, shape=shape)
+        samples = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32, shape=shape)
+        start = 0
+        for chunk in trainer.iter_generate(args.n, seed=args.seed, member=args.member):
+            samples[start:start + len(chunk)] = chunk.numpy()
+            start += len(chunk)
+        samples.flush()
+        del samples
+        os.replace(partial, args.out)
     except OSError as err:  # e.g. a name too long, a full or read-only disk
+        with contextlib.suppress(OSError):
+            os.remove(partial)
         raise UsageError(f"--out: cannot write {args.out}: {err.strerror}") from None
-    start = 0
-    for chunk in trainer.iter_generate(args.n, seed=args.seed, member=args.member):
-        samples[start:start + len(chunk)] = chunk.numpy()
-        start += len(chunk)
-    samples.flush()
-    del samples
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(partial)
+        raise
     print(f"wrote {shape} samples to {args.out}")
     return 0
 

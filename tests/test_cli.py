@@ -43,6 +43,17 @@ def test_sample_writes_an_array(trained_run, tmp_path):
     assert result.returncode == 0, result.stderr
     samples = np.load(out)
     assert samples.shape == (123, 2) and np.isfinite(samples).all()
+    assert os.listdir(tmp_path) == ["s.npy"]  # written under a temporary name, then renamed
+
+
+def test_sample_refuses_more_than_the_disk_holds_and_writes_nothing(trained_run, tmp_path):
+    # 10^13 samples of 2 floats: 80 TB. A memory map onto a disk that fills up dies of SIGBUS
+    # and leaves a complete-looking .npy whose tail is zeros; the space is checked first.
+    out = tmp_path / "s.npy"
+    result = sigdist("sample", "--checkpoint", str(trained_run / "checkpoint.pt"), "--n",
+                     str(10**13), "--out", str(out))
+    assert result.returncode == 2 and "MiB free; allowed: a smaller --n" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and os.listdir(tmp_path) == []
 
 
 def test_resume_continues_to_more_steps(trained_run, tmp_path):
