@@ -150,6 +150,12 @@ def _train(args: argparse.Namespace) -> int:
         bar.close()
         print(f"sigdist: run failed: {err}", file=sys.stderr)
         return RUN_FAILED
+    except OSError as err:  # a full disk or a folder that went away, mid-run
+        bar.close()
+        print(f"sigdist: run stopped at step {trainer.step}: cannot write "
+              f"{err.filename or out}: {err.strerror}; its last complete checkpoint is kept "
+              f"(make room, then sigdist train --out {out} --resume)", file=sys.stderr)
+        return RUN_FAILED
     bar.close()
     return _write_final_outputs(trainer, out, metrics)
 

@@ -229,6 +229,19 @@ def test_resume_writes_the_final_outputs_a_run_killed_before_them_lacks(trained_
     assert again.returncode == 0 and "nothing to resume" in again.stderr
 
 
+def test_a_picture_that_cannot_be_written_stops_the_run_with_one_line(tmp_path):
+    out = tmp_path / "run"
+    (out / "samples" / "step_0000020.png").mkdir(parents=True)  # the PNG's path: unwritable
+    result = sigdist("train", "--set", "method=gan_si", *QUICK, "--out", str(out))
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("sigdist: run stopped at step 20: cannot write ") and (
+        "step_0000020.png" in line and "--resume" in line)
+    # the checkpoint of step 20 was written before the picture: resume finishes the run
+    again = sigdist("train", "--out", str(out), "--resume", "--quiet")
+    assert again.returncode == 0 and (out / "metrics.json").is_file()
+
+
 def test_a_run_directory_in_use_is_refused_naming_the_holder(trained_run, tmp_path):
     import fcntl
 
