@@ -272,7 +272,6 @@ class Sshd:
     token: Path
     port: int
     proxy_command: str
-    isolated: bool  # in a PID namespace of its own
     ports: list[int] = field(default_factory=list)  # to be closed once it stops
 
 
@@ -337,11 +336,10 @@ def sshd(tmp_path):
                                                              home=home, base=base))
     os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege-separation dir
     server = Sshd(base=base, home=home, key=key, token=token, port=port,
-                  proxy_command=f"{sys.executable} {sshd_dir / 'proxy.py'} %h {port}",
-                  isolated=True)
-    command = [SSHD, "-D", "-e", "-f", str(sshd_dir / "sshd_config")]
-    if server.isolated:
-        command = ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc", *command]
+                  proxy_command=f"{sys.executable} {sshd_dir / 'proxy.py'} %h {port}")
+    # in a PID namespace of its own (the fixture skips where none can be made)
+    command = ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc",
+               SSHD, "-D", "-e", "-f", str(sshd_dir / "sshd_config")]
     log = open(tmp_path / "sshd.log", "w")
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                start_new_session=True)
@@ -365,16 +363,8 @@ def sshd(tmp_path):
 
 def _stop_leftovers(server: Sshd) -> dict[int, str]:
     """In its PID namespace, everything the SSH sessions started ended with sshd (and the SSH
-    connection `ray` keeps open for a few seconds ends with it). Without one, the MLflow server
-    outlives sshd, as `ray down` leaves it to the end of the machine on AWS: stop its process
-    group, recorded by cluster.yaml's command (a host PID only then), and any process named by
-    the test's directory. Returns what was still running."""
-    server_pid = server.home / "mlflow" / "server.pid"
-    if not server.isolated and server_pid.is_file():
-        try:
-            os.killpg(int(server_pid.read_text()), signal.SIGKILL)
-        except (ProcessLookupError, ValueError):
-            pass
+    connection `ray` keeps open for a few seconds ends with it); any process still named by
+    the test's directory is stopped. Returns what was still running."""
     deadline = time.monotonic() + 30
     while processes_mentioning(str(server.base)) and time.monotonic() < deadline:
         time.sleep(0.5)
