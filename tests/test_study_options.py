@@ -142,3 +142,42 @@ def test_the_mean_and_the_worst_member_rank_trials_differently():
     assert by_worst[0].split()[-2] == "kl_worst"  # the ranking's own column
     assert "0.575 ± 0.025" in by_worst[1] and by_worst[1].split()[-2] == "0.600"
     assert "0.500 ± 0.400" in by_worst[2] and by_worst[2].split()[-2] == "0.900"
+
+
+def test_a_new_study_with_the_name_of_one_on_disk_exits_2_touching_nothing(tmp_path, capsys):
+    study = tmp_path / "ray" / "done"
+    study.mkdir(parents=True)
+    (study / "tuner.pkl").write_bytes(b"state")
+    with pytest.raises(SystemExit) as ended:
+        options_for("gmm25_sweep", tmp_path, "--storage-path", str(tmp_path / "ray"),
+                    "--name", "done")
+    assert ended.value.code == 2
+    err = capsys.readouterr().err
+    assert f"a study named 'done' already exists in {study}" in err
+    assert "--resume --name done" in err
+    assert (study / "tuner.pkl").read_bytes() == b"state"
+    # the same name with --resume is the way on
+    assert options_for("gmm25_sweep", tmp_path, "--storage-path", str(tmp_path / "ray"),
+                       "--name", "done", "--resume").name == "done"
+
+
+def test_a_new_study_with_the_name_of_one_in_mlflow_exits_2(tmp_path, capsys):
+    """Another storage path, the same database: the parent run of that name would take both
+    studies' trials."""
+    from mlflow import MlflowClient
+
+    from sigdist.study.tracking import start_study_run
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    start_study_run(uri, "gmm25_sweep_smoke", "done", {})
+    with pytest.raises(SystemExit) as ended:
+        options_for("gmm25_sweep", tmp_path, "--storage-path", str(tmp_path / "elsewhere"),
+                    "--name", "done")
+    assert ended.value.code == 2
+    assert "a study named 'done' already exists in " + uri in capsys.readouterr().err
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("gmm25_sweep_smoke").experiment_id
+    assert len(client.search_runs([experiment])) == 1
+    # a name not taken passes
+    assert options_for("gmm25_sweep", tmp_path, "--storage-path", str(tmp_path / "elsewhere"),
+                       "--name", "fresh").name == "fresh"

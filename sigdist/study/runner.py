@@ -210,6 +210,31 @@ def prepare_storage(storage_path: str, name: str, parser: argparse.ArgumentParse
         parser.error(f"--storage-path: cannot write in {storage_path}: {err.strerror}")
 
 
+def refuse_existing_study(name: str, storage_path: str, tracking_uri: str, experiment: str,
+                          parser: argparse.ArgumentParser) -> None:
+    """A new study may not take the name of one that exists (its results under the storage
+    path, or its parent run in MLflow): it would merge into it. Exit 2, nothing touched."""
+    from mlflow import MlflowClient
+
+    from sigdist.study.tracking import STUDY_TAG
+
+    where = None
+    if "://" not in storage_path and os.path.exists(os.path.join(storage_path, name)):
+        where = os.path.join(storage_path, name)
+    elif tracking_uri.startswith("sqlite:///") and not os.path.exists(
+            tracking_uri[len("sqlite:///"):]):
+        pass  # no database yet: no study in it (and none is created by looking)
+    else:
+        client = MlflowClient(tracking_uri)
+        found = client.get_experiment_by_name(experiment)
+        if found and client.search_runs([found.experiment_id],
+                                        f"tags.`{STUDY_TAG}` = '{name}'", max_results=1):
+            where = f"{tracking_uri} (experiment {experiment!r})"
+    if where:
+        parser.error(f"--name: a study named {name!r} already exists in {where}; continue it "
+                     f"with --resume --name {name}, or choose another --name")
+
+
 def prepare_tracking(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str:
     """The tracking URI, checked (reachable server, writable database) before Ray starts."""
     from sigdist.study.tracking import TrackingError, check_tracking_uri, resolve_tracking_uri

@@ -24,6 +24,7 @@ from sigdist.study.runner import (
     pinned_values,
     prepare_storage,
     prepare_tracking,
+    refuse_existing_study,
     resolve_grid,
     run_study,
     study_name,
@@ -163,6 +164,8 @@ def build_options(script: StudyScript, args: argparse.Namespace,
                     else args.storage_path)  # a cloud path goes to Tune as it is
     name = study_name(args, experiment, storage_path, parser)
     tracking_uri = prepare_tracking(args, parser)
+    if not args.resume:  # a study running now is refused by its lock, next
+        refuse_existing_study(name, storage_path, tracking_uri, experiment, parser)
     lock = prepare_storage(storage_path, name, parser)
     if base["data.name"] == "mnist3" and base["data.source"] == "auto":
         # resolved once, here, after every check of the flags: every trial then records (and
