@@ -152,7 +152,9 @@ def test_a_checkpoint_written_before_methods_were_classes_resumes_exactly(method
         straight.fit()
     finally:
         torch.set_num_threads(threads)
-    assert torch.equal(_params(resumed), _params(straight))
+    # the first six steps ran on the CPU that wrote the file: another CPU's kernels may round
+    # differently, so equal to float precision (a wrongly loaded network is off by far more)
+    torch.testing.assert_close(_params(resumed), _params(straight), rtol=1e-4, atol=1e-5)
 
 
 def test_every_method_is_one_registered_class():
