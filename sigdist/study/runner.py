@@ -216,19 +216,16 @@ def refuse_existing_study(name: str, storage_path: str, tracking_uri: str, exper
     path, or its parent run in MLflow): it would merge into it. Exit 2, nothing touched."""
     from mlflow import MlflowClient
 
-    from sigdist.study.tracking import STUDY_TAG
+    from sigdist.study.tracking import find_study_runs
 
     where = None
+    database = tracking_uri[len("sqlite:///"):] if tracking_uri.startswith("sqlite:///") else None
     if "://" not in storage_path and os.path.exists(os.path.join(storage_path, name)):
         where = os.path.join(storage_path, name)
-    elif tracking_uri.startswith("sqlite:///") and not os.path.exists(
-            tracking_uri[len("sqlite:///"):]):
-        pass  # no database yet: no study in it (and none is created by looking)
-    else:
+    elif database is None or os.path.exists(database):  # no database yet: none is made here
         client = MlflowClient(tracking_uri)
         found = client.get_experiment_by_name(experiment)
-        if found and client.search_runs([found.experiment_id],
-                                        f"tags.`{STUDY_TAG}` = '{name}'", max_results=1):
+        if found and find_study_runs(client, [found.experiment_id], name, max_results=1):
             where = f"{tracking_uri} (experiment {experiment!r})"
     if where:
         parser.error(f"--name: a study named {name!r} already exists in {where}; continue it "

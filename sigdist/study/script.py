@@ -265,14 +265,14 @@ def report_only(script: StudyScript, args: argparse.Namespace,
     """The report of finished studies, found in MLflow by name; nothing is run."""
     from mlflow import MlflowClient
 
-    from sigdist.study.tracking import STUDY_TAG
+    from sigdist.study.tracking import find_study_runs
 
     tracking_uri = prepare_tracking(args, parser)
     client = MlflowClient(tracking_uri)
     experiments = [e.experiment_id for e in client.search_experiments()]
     parents = []
     for name in args.report_only:
-        found = client.search_runs(experiments, f"tags.`{STUDY_TAG}` = '{name}'")
+        found = find_study_runs(client, experiments, name)
         if not found:
             parser.error(f"--report-only: no study named {name!r} in {tracking_uri}")
         parents.append(found[0].info.run_id)

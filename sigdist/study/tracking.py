@@ -89,12 +89,19 @@ def check_tracking_uri(uri: str, *, timeout: float = 5.0) -> None:
                             ) from err
 
 
+def find_study_runs(client: MlflowClient, experiment_ids: list[str], study: str,
+                    max_results: int = 1000) -> list:
+    """The parent runs of the study named ``study`` in these experiments."""
+    return client.search_runs(experiment_ids, f"tags.`{STUDY_TAG}` = '{study}'",
+                              max_results=max_results)
+
+
 def start_study_run(uri: str, experiment: str, study: str, params: dict[str, Any]) -> str:
     """The parent run of ``study`` (created, or found again when the study is resumed)."""
     client = MlflowClient(uri)
     found = client.get_experiment_by_name(experiment)
     experiment_id = found.experiment_id if found else client.create_experiment(experiment)
-    runs = client.search_runs([experiment_id], f"tags.`{STUDY_TAG}` = '{study}'")
+    runs = find_study_runs(client, [experiment_id], study)
     if runs:  # resumed: running again, no longer marked as ended
         run_id = runs[0].info.run_id
         client.update_run(run_id, status="RUNNING")
