@@ -79,9 +79,13 @@ def test_smoke_sweep_prints_progress_best_trials_and_the_ui_command(gmm25_smoke)
 
 
 def test_smoke_sweep_tracks_each_trial_as_a_child_run(gmm25_smoke):
-    _, uri, _ = gmm25_smoke
+    _, uri, tmp = gmm25_smoke
     client, parent, children = study_runs(uri, "gmm25_sweep_smoke")
     assert len(children) == 4
+    # artifacts beside the database (mlflow.db: mlflow-artifacts/), not in ./mlruns
+    assert not (tmp / "mlruns").exists()
+    for run in (parent, *children):
+        assert run.info.artifact_uri.startswith((tmp / "mlflow-artifacts").as_uri() + "/")
     for child in children:  # named by what tells them apart (the grid's MLP has no width)
         params = child.data.params
         weight = float(params["loss.lam"])

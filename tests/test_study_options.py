@@ -181,3 +181,37 @@ def test_a_new_study_with_the_name_of_one_in_mlflow_exits_2(tmp_path, capsys):
     # a name not taken passes
     assert options_for("gmm25_sweep", tmp_path, "--storage-path", str(tmp_path / "elsewhere"),
                        "--name", "fresh").name == "fresh"
+
+
+def test_resume_keeps_the_studys_settings_and_refuses_flags_that_would_change_them(
+        tmp_path, capsys):
+    """A resumed study restores its trials and its search from disk: flags that would change
+    them were shown as pinned but not used. Left out, the saved ones are taken; given and
+    different, exit 2 naming each."""
+    from sigdist.study.runner import open_study_run
+
+    storage = ["--storage-path", str(tmp_path / "ray"), "--name", "kept"]
+    started = options_for("gmm25_sweep", tmp_path, *storage, "--num-samples", "3",
+                          "--seed", "4", "--set", "train.steps=40")
+    open_study_run(started)  # keeps the settings on the study's parent run
+    (tmp_path / "ray" / "kept").mkdir(parents=True)
+    (tmp_path / "ray" / "kept" / "tuner.pkl").write_bytes(b"")
+
+    resumed = options_for("gmm25_sweep", tmp_path, *storage, "--resume")
+    assert (resumed.num_samples, resumed.seed, resumed.base["train.steps"]) == (3, 4, 40)
+    assert resumed.base == started.base and resumed.pinned == started.pinned
+    same = options_for("gmm25_sweep", tmp_path, *storage, "--resume", "--num-samples", "3",
+                       "--set", "train.steps=40")
+    assert same.base == started.base
+
+    with pytest.raises(SystemExit) as ended:
+        options_for("gmm25_sweep", tmp_path, *storage, "--resume", "--num-samples", "5",
+                    "--seed", "1", "--set", "train.steps=80", "--set", "loss.lam=0.3")
+    assert ended.value.code == 2
+    err = capsys.readouterr().err
+    assert "--resume: the study 'kept' keeps the settings it was started with" in err
+    for change in ("--num-samples makes num_samples 5, the study's is 3",
+                   "--seed makes seed 1, the study's is 4",
+                   "--set train.steps=80, the study's is 40",
+                   "--set loss.lam: the study searches or varies it"):
+        assert change in err, err

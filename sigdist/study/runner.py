@@ -252,6 +252,17 @@ def optuna_storage_url(options: StudyOptions) -> str:
     return f"sqlite:///{os.path.join(local, options.name + '.optuna.db')}"
 
 
+# What a resumed study keeps from its start, whatever its command line says: the trials' config
+# and what the search optimises. A flag given on --resume that differs is refused.
+SETTINGS = ("profile", "num_samples", "max_concurrent", "objective", "member_objective",
+            "pinned", "base")
+
+
+def study_settings(options: StudyOptions) -> dict[str, Any]:
+    return {key: list(value) if key == "pinned" else value
+            for key, value in asdict(options).items() if key in SETTINGS}
+
+
 def open_study_run(options: StudyOptions) -> str:
     """The study's MLflow parent run (created, or found again on --resume): its id."""
     from sigdist.study.tracking import start_study_run
@@ -259,7 +270,7 @@ def open_study_run(options: StudyOptions) -> str:
     return start_study_run(options.tracking_uri, options.experiment, options.name,
                            {f"study.{k}": v for k, v in asdict(options).items()
                             if k not in ("base", "space", "objectives", "per_value", "profile")}
-                           | options.base)
+                           | options.base, settings=study_settings(options))
 
 
 def resolve_grid(base: dict[str, Any], grid: dict[str, tuple], *,
@@ -324,7 +335,7 @@ def build_tuner(options: StudyOptions, parent_run_id: str, *, verbose: int = 1,
 
     from sigdist.study.progress import progress_reporter
     from sigdist.study.search import optuna_searcher
-    from sigdist.study.tracking import MlflowTrialCallback
+    from sigdist.study.tracking import MlflowTrialCallback, TrackingStopper
     from sigdist.study.trainable import train_sigdist
 
     trainable = tune.with_resources(
@@ -365,20 +376,45 @@ def build_tuner(options: StudyOptions, parent_run_id: str, *, verbose: int = 1,
             # the study's state reaches the storage path every 20 s (Ray's default is 5 min),
             # so a driver killed mid-study resumes close to where it stopped
             sync_config=tune.SyncConfig(sync_period=20),
+            stop=TrackingStopper(parent_run_id),  # the tracking failed: nothing records them
             callbacks=[MlflowTrialCallback(options.tracking_uri, parent_run_id,
                                            metric=options.scheduler_metric[0],
                                            mode=options.scheduler_metric[1])]),
     )
 
 
+def end_on_sigterm_as_on_ctrl_c() -> None:
+    """SIGTERM (``kill``, a scheduler's stop) takes Ctrl-C's path: Tune stops the running trials
+    and saves the study, every open run is closed KILLED, ``--resume`` continues. ``ray.init``
+    installs a C++ handler that would instead abort the driver with a stack dump, leaving the
+    trials' runs RUNNING, so this is called again after it."""
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
+
+
+def init_ray(address: str | None, *, verbose: int = 1) -> None:
+    """Join the cluster at ``address``, or start a private Ray for this study alone ("local":
+    None would join whatever cluster this machine last started, as Ray records it in
+    /tmp/ray). A private Ray always takes token authentication, even where the environment
+    says ``RAY_AUTH_MODE=disabled``: its ports listen on the machine's address."""
+    import ray
+
+    if address is None and os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+        from ray._private.authentication.authentication_token_setup import _enable_token_auth
+
+        if os.environ.get("RAY_AUTH_MODE"):
+            print(f"RAY_AUTH_MODE={os.environ['RAY_AUTH_MODE']} ignored: the study's own Ray "
+                  "takes token authentication", flush=True)
+        _enable_token_auth()  # what ray.init does when the mode is unset: env and Ray's config
+    ray.init(address=address or "local", ignore_reinit_error=True,
+             include_dashboard=False, log_to_driver=verbose > 1)
+    end_on_sigterm_as_on_ctrl_c()
+
+
 def run_study(options: StudyOptions, *, parent_run_id: str | None = None, verbose: int = 1):
     """Run (or resume) the study under ``parent_run_id`` (default: :func:`open_study_run`);
     return Ray Tune's ResultGrid."""
-    import ray
-
     parent = parent_run_id or open_study_run(options)
-    # Without --address a private Ray for this study alone ("local"): address=None would join
-    # whatever cluster this machine last started (Ray records it in /tmp/ray).
-    ray.init(address=options.address or "local", ignore_reinit_error=True,
-             include_dashboard=False, log_to_driver=verbose > 1)
+    init_ray(options.address, verbose=verbose)
     return build_tuner(options, parent, verbose=verbose).fit()

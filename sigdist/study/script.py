@@ -11,13 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sigdist.config import ConfigError
+from sigdist.config import ConfigError, from_flat, parse_assignment
 from sigdist.metrics.members import label
 from sigdist.metrics.names import OBJECTIVES
 from sigdist.study.runner import (
     SpaceFn,
     StudyOptions,
     check_options,
+    end_on_sigterm_as_on_ctrl_c,
     open_study_run,
     optuna_storage_url,
     pinned_keys,
@@ -96,6 +97,9 @@ def quiet_study_output() -> None:
     # says so) and how to turn it off
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
         logging.ERROR)
+    # MLflow logs a traceback for a database error it then raises; the study reports the
+    # error once, in one line
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
 
 def parse_args(script: StudyScript, argv: list[str] | None = None
@@ -111,9 +115,55 @@ def parse_args(script: StudyScript, argv: list[str] | None = None
                             "same grid value")
     args = parser.parse_args(argv)
     check_options(args, parser)
+    args.explicit = given_flags(parser, argv)
     if args.gpus_per_trial is None:
         args.gpus_per_trial = _default_gpus_per_trial()
     return parser, args
+
+
+_NOT_GIVEN = object()
+
+
+def given_flags(parser: argparse.ArgumentParser, argv: list[str] | None) -> set[str]:
+    """The destinations of the flags the command line gave, told apart from defaults: argparse
+    fills in a default only where the namespace has no value yet."""
+    actions = [a for a in parser._actions if a.dest != argparse.SUPPRESS]
+    namespace = argparse.Namespace(**{
+        a.dest: None if isinstance(a, argparse._AppendAction) else _NOT_GIVEN for a in actions})
+    parser.parse_args(argv, namespace)
+    return {a.dest for a in actions if getattr(namespace, a.dest) not in (_NOT_GIVEN, None)}
+
+
+# A flag given on --resume, and the study setting it would change.
+_FLAG_SETTINGS = {"num_samples": ("--num-samples", "num_samples"),
+                  "max_concurrent": ("--max-concurrent", "max_concurrent"),
+                  "objective": ("--objective", "objective"),
+                  "member_objective": ("--member-objective", "member_objective"),
+                  "smoke_test": ("--smoke-test", "profile"),
+                  "seed": ("--seed", "base.seed"),
+                  "seeds_per_trial": ("--seeds-per-trial", "base.run.seeds")}
+
+
+def changed_settings(saved: dict[str, Any], given: dict[str, Any], explicit: set[str],
+                     set_keys: tuple[str, ...]) -> list[str]:
+    """What the flags of a resumed study's command line would change in the ``saved``
+    settings it was started with: ``given`` are the settings this command line makes. Only
+    flags it gave count; one left out takes the saved value."""
+    def value(settings: dict[str, Any], name: str) -> Any:
+        return settings["base"][name[5:]] if name.startswith("base.") else settings[name]
+
+    changes = []
+    for dest, (flag, name) in _FLAG_SETTINGS.items():
+        if dest in explicit and value(given, name) != value(saved, name):
+            changes.append(f"{flag} makes {name.removeprefix('base.')} {value(given, name)}, "
+                           f"the study's is {value(saved, name)}")
+    for key in set_keys:
+        if key not in saved["pinned"]:
+            changes.append(f"--set {key}: the study searches or varies it")
+        elif given["base"][key] != saved["base"][key]:
+            changes.append(f"--set {key}={given['base'][key]}, the study's is "
+                           f"{saved['base'][key]}")
+    return changes
 
 
 def build_options(script: StudyScript, args: argparse.Namespace,
@@ -124,6 +174,11 @@ def build_options(script: StudyScript, args: argparse.Namespace,
     returned with the options (held until the process ends). The study scripts and the
     benchmarks build their options here."""
     kind, profile = script.profile(args)
+    experiment = script.prefix + ("_smoke" if args.smoke_test else "")
+    storage_path = (os.path.abspath(args.storage_path) if "://" not in args.storage_path
+                    else args.storage_path)  # a cloud path goes to Tune as it is
+    name = study_name(args, experiment, storage_path, parser)
+    tracking_uri = prepare_tracking(args, parser)
     seeds = args.seeds_per_trial or profile.seeds_per_trial
     if args.seeds_per_trial is not None and any(
             text.partition("=")[0].strip() == "run.seeds" for text in args.set):
@@ -139,6 +194,24 @@ def build_options(script: StudyScript, args: argparse.Namespace,
     # a key the user sets is pinned: it leaves the search or the grid (and stops following
     # another key)
     pinned = pinned_keys(args.set)
+    num_samples = args.num_samples or profile.num_samples
+    max_concurrent = args.max_concurrent or profile.max_concurrent
+    objective, member_objective = args.objective, args.member_objective
+    saved = resumed_settings(args, tracking_uri, experiment, name) if args.resume else None
+    if saved is not None:  # a resumed study keeps the settings it was started with
+        given = {"profile": kind, "num_samples": num_samples, "max_concurrent": max_concurrent,
+                 "objective": objective, "member_objective": member_objective,
+                 "pinned": list(pinned), "base": base}
+        set_keys = tuple(sorted({parse_assignment(text)[0] for text in args.set}))
+        changes = changed_settings(saved, given, args.explicit, set_keys)
+        if changes:
+            parser.error(f"--resume: the study {name!r} keeps the settings it was started "
+                         "with; these flags would change them: " + "; ".join(changes)
+                         + ". Drop them, or start a new study with another --name")
+        kind, profile = saved["profile"], getattr(script, saved["profile"])
+        base, pinned = saved["base"], tuple(saved["pinned"])
+        num_samples, max_concurrent = saved["num_samples"], saved["max_concurrent"]
+        objective, member_objective = saved["objective"], saved["member_objective"]
     grid = {k: v for k, v in profile.grid.items() if k not in pinned}
     tied = {k: v for k, v in profile.tied.items() if k not in pinned}
     per_value = {key: {value: {k: v for k, v in keys.items() if k not in pinned}
@@ -159,11 +232,6 @@ def build_options(script: StudyScript, args: argparse.Namespace,
             parser.error("--set pins every key the study searches ("
                          + ", ".join(searched_keys(profile.space, {}))
                          + "); nothing is left to search (run `sigdist train` for one run)")
-    experiment = script.prefix + ("_smoke" if args.smoke_test else "")
-    storage_path = (os.path.abspath(args.storage_path) if "://" not in args.storage_path
-                    else args.storage_path)  # a cloud path goes to Tune as it is
-    name = study_name(args, experiment, storage_path, parser)
-    tracking_uri = prepare_tracking(args, parser)
     if not args.resume:  # a study running now is refused by its lock, next
         refuse_existing_study(name, storage_path, tracking_uri, experiment, parser)
     lock = prepare_storage(storage_path, name, parser)
@@ -176,15 +244,29 @@ def build_options(script: StudyScript, args: argparse.Namespace,
         print(f"data: Stacked MNIST from {base['data.source']} (data.source=auto)", flush=True)
     options = StudyOptions(
         name=name, experiment=experiment, base=base,
-        num_samples=args.num_samples or profile.num_samples,
-        max_concurrent=args.max_concurrent or profile.max_concurrent,
+        num_samples=num_samples, max_concurrent=max_concurrent,
         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
-        seed=args.seed, address=args.address, storage_path=storage_path,
-        tracking_uri=tracking_uri, objective=args.objective, resume=args.resume,
+        seed=base["seed"], address=args.address, storage_path=storage_path,
+        tracking_uri=tracking_uri, objective=objective, resume=args.resume,
         space=None if profile.grid else profile.space, pinned=pinned, grid=grid, tied=tied,
         per_value=per_value, objectives=script.objectives, profile=kind,
-        member_objective=args.member_objective)
+        member_objective=member_objective)
     return options, lock
+
+
+def resumed_settings(args: argparse.Namespace, tracking_uri: str, experiment: str, name: str
+                     ) -> dict[str, Any] | None:
+    """The settings the study to resume was started with, from its MLflow parent run (None
+    for a study started before studies kept them). A database not there is not created."""
+    from sigdist.study.tracking import saved_study_settings
+
+    if tracking_uri.startswith("sqlite:///") and not os.path.exists(
+            tracking_uri[len("sqlite:///"):]):
+        return None
+    saved = saved_study_settings(tracking_uri, experiment, name)
+    if saved is not None:  # JSON's lists and numbers back into the config's own values
+        saved["base"] = from_flat(saved["base"]).to_flat()
+    return saved
 
 
 def describe(options: StudyOptions) -> str:
@@ -214,7 +296,7 @@ def planned_trials(options: StudyOptions) -> int:
 def main(script: StudyScript, argv: list[str] | None = None) -> int:
     """Run one study from its command line: flags and every check first (bad input: exit 2,
     nothing started), then Ray Tune, the report and, for a table of the paper, its own report.
-    Ctrl-C or SIGINT: exit 130, the study's MLflow runs KILLED, ``--resume`` continues."""
+    Ctrl-C, SIGINT or SIGTERM: exit 130, the study's MLflow runs KILLED, ``--resume`` continues."""
     quiet_study_output()
     parser, args = parse_args(script, argv)
     if getattr(args, "report_only", None):
@@ -226,9 +308,15 @@ def main(script: StudyScript, argv: list[str] | None = None) -> int:
             parser.error(f"--out: cannot create {args.out}: {err.strerror}")
     options, _lock = build_options(script, args, parser)  # the lock is held until exit
     print(describe(options), flush=True)
+    end_on_sigterm_as_on_ctrl_c()
+    from sigdist.study.tracking import TRACKING_ERRORS, tracking_failure
+
     parent = open_study_run(options)
     try:
         results = run_study(options, parent_run_id=parent)
+        failure = tracking_failure(parent)
+        if failure is not None:
+            raise TrackingLost(failure)
         if was_interrupted(options, results, parent, planned_trials(options)):
             # Ray Tune catches Ctrl-C itself: it stops the running trials, saves the study
             # and returns as if done. The study is not done: it says so and exits 130.
@@ -243,6 +331,11 @@ def main(script: StudyScript, argv: list[str] | None = None) -> int:
         print(f"\nstudy {options.name} interrupted; continue it with the same command and "
               f"--resume --name {options.name}", file=sys.stderr, flush=True)
         return 130
+    except (TrackingLost, *TRACKING_ERRORS) as err:  # the database or server went away
+        print(f"study {options.name} stopped: its MLflow tracking failed "
+              f"({str(err).splitlines()[0] if str(err) else type(err).__name__}); Ray's "
+              f"results are kept under {options.study_dir}", file=sys.stderr, flush=True)
+        return 1
     except BaseException as err:  # every way out ends the parent run, saying why
         end_study_run(options.tracking_uri, parent, err)
         raise
@@ -258,6 +351,10 @@ def main(script: StudyScript, argv: list[str] | None = None) -> int:
         print("report: " + ", ".join(write_report(script, options.tracking_uri, [parent],
                                                   args.out)))
     return 0
+
+
+class TrackingLost(RuntimeError):
+    """The study's tracking failed mid-study (its reason, as the callback recorded it)."""
 
 
 def report_only(script: StudyScript, args: argparse.Namespace,

@@ -8,18 +8,22 @@ restored from a checkpoint, after a worker or driver crash, continues its own ru
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
 import urllib.error
 import urllib.parse
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import mlflow
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
 from ray import tune
+from sqlalchemy.exc import SQLAlchemyError
 
 from sigdist.config import has_width
 from sigdist.reports.runs import FINAL_CHECKPOINT, trial_runs
@@ -96,11 +100,26 @@ def find_study_runs(client: MlflowClient, experiment_ids: list[str], study: str,
                               max_results=max_results)
 
 
-def start_study_run(uri: str, experiment: str, study: str, params: dict[str, Any]) -> str:
-    """The parent run of ``study`` (created, or found again when the study is resumed)."""
+def artifact_location(uri: str) -> str | None:
+    """Where a new experiment keeps its artifacts: for ``sqlite:///DIR/NAME.db``, the folder
+    ``DIR/NAME-artifacts`` beside the database (MLflow's default is ``./mlruns`` of whatever
+    directory the driver runs in, shared by every database there); a server keeps its own."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(os.path.splitext(uri[len("sqlite:///"):])[0] + "-artifacts").as_uri()
+
+
+SETTINGS_ARTIFACT = "study_settings.json"
+
+
+def start_study_run(uri: str, experiment: str, study: str, params: dict[str, Any],
+                    settings: dict[str, Any] | None = None) -> str:
+    """The parent run of ``study`` (created, or found again when the study is resumed); a new
+    one keeps ``settings`` as :data:`SETTINGS_ARTIFACT`, which a resumed study reads back."""
     client = MlflowClient(uri)
     found = client.get_experiment_by_name(experiment)
-    experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+    experiment_id = found.experiment_id if found else client.create_experiment(
+        experiment, artifact_location=artifact_location(uri))
     runs = find_study_runs(client, [experiment_id], study)
     if runs:  # resumed: running again, no longer marked as ended
         run_id = runs[0].info.run_id
@@ -112,12 +131,44 @@ def start_study_run(uri: str, experiment: str, study: str, params: dict[str, Any
     run = client.create_run(experiment_id, run_name=study, tags={STUDY_TAG: study})
     client.log_batch(run.info.run_id,
                      params=[Param(k, str(v)) for k, v in sorted(params.items())])
+    if settings is not None:
+        client.log_dict(run.info.run_id, settings, SETTINGS_ARTIFACT)
     return run.info.run_id
+
+
+def saved_study_settings(uri: str, experiment: str, study: str) -> dict[str, Any] | None:
+    """The settings a study was started with (None: no such study, or one started before
+    studies kept them)."""
+    client = MlflowClient(uri)
+    found = client.get_experiment_by_name(experiment)
+    runs = find_study_runs(client, [found.experiment_id], study, max_results=1) if found else []
+    if not runs or SETTINGS_ARTIFACT not in {
+            a.path for a in client.list_artifacts(runs[0].info.run_id)}:
+        return None
+    with open(client.download_artifacts(runs[0].info.run_id, SETTINGS_ARTIFACT)) as fh:
+        return json.load(fh)
 
 
 def numeric_metrics(result: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in result.items() if k not in _NOT_METRICS
             and isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)}
+
+
+def forget_deleted_checkpoints(trial) -> None:
+    """Drop, from the checkpoints Tune keeps of ``trial``, those gone from storage. A driver
+    killed after deleting its oldest checkpoints but before saving the study lists them still
+    when resumed, and Tune, keeping two, would delete them again: a FileNotFoundError
+    traceback at the trial's next checkpoint (ray-project/ray#27790 is its restore side)."""
+    from pyarrow.fs import FileType
+
+    manager = getattr(trial.run_metadata, "checkpoint_manager", None)
+    kept = getattr(manager, "_checkpoint_results", None)  # Ray 2.x's own list; else nothing
+    if not kept:
+        return
+    manager._checkpoint_results = [
+        result for result in kept
+        if result.checkpoint is None or result.checkpoint.filesystem.get_file_info(
+            result.checkpoint.path).type != FileType.NotFound]
 
 
 def _failure_reason(trial) -> str:
@@ -129,6 +180,52 @@ def _failure_reason(trial) -> str:
     # The last line of the traceback names the error; keep some context before it.
     lines = [line for line in text.splitlines() if line.strip()]
     return "\n".join(lines[-3:])[-4000:]
+
+
+# What tracking raises when its database or server is gone: MLflow's errors (a server's
+# connection errors too, after its retries) and SQLAlchemy's unwrapped ones.
+TRACKING_ERRORS = (MlflowException, SQLAlchemyError)
+# parent run id -> why its tracking stopped; the driver process runs the callback and the
+# stopper, which read it, and the study's driver reports it
+_TRACKING_FAILURES: dict[str, str] = {}
+
+
+def tracking_failure(parent_run_id: str) -> str | None:
+    """Why the study under ``parent_run_id`` stopped tracking (None: it did not)."""
+    return _TRACKING_FAILURES.get(parent_run_id)
+
+
+def _tracked(hook):
+    """A callback hook that, on the study's first tracking error, records it and stops
+    tracking: the stopper then ends the study with that one reason, instead of a traceback per
+    hook and trial."""
+    @functools.wraps(hook)
+    def guarded(self, *args, **kwargs):
+        if self.parent_run_id in _TRACKING_FAILURES:
+            return None
+        try:
+            return hook(self, *args, **kwargs)
+        except (*TRACKING_ERRORS, OSError) as err:  # OSError: an artifact store's disk
+            while err.__cause__ is not None or err.__context__ is not None:
+                err = err.__cause__ or err.__context__  # the database's own words
+            reason = (str(err).strip().splitlines() or [""])[0][:300]
+            _TRACKING_FAILURES[self.parent_run_id] = (
+                f"{self.tracking_uri}: {type(err).__name__}: {reason}")
+            return None
+    return guarded
+
+
+class TrackingStopper(tune.Stopper):
+    """Ends every trial of a study whose tracking failed: nothing would record them."""
+
+    def __init__(self, parent_run_id: str):
+        self.parent_run_id = parent_run_id
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        return False
+
+    def stop_all(self) -> bool:
+        return self.parent_run_id in _TRACKING_FAILURES
 
 
 class MlflowTrialCallback(tune.Callback):
@@ -143,6 +240,7 @@ class MlflowTrialCallback(tune.Callback):
         self.metric, self.mode = metric, mode
         self._client: MlflowClient | None = None
         self._run_ids: dict[str, str] = {}
+        self._last_step: dict[str, int] = {}  # the last step logged of each trial
         self._best: dict[str, float] = {}
         self._closed: set[str] = set()
 
@@ -171,8 +269,10 @@ class MlflowTrialCallback(tune.Callback):
         found = self.client.search_runs(
             [experiment_id], f"tags.`{TRIAL_TAG}` = '{trial.trial_id}' and "
             f"tags.`{PARENT_TAG}` = '{self.parent_run_id}'")
-        if found:
+        if found:  # a resumed trial's run: what it logged before the driver stopped
             run_id = found[0].info.run_id
+            if "step" in found[0].data.metrics:
+                self._last_step[trial.trial_id] = int(found[0].data.metrics["step"])
         else:
             config = trial.config
             name = (f"{trial.trial_id} {config.get('method')} lam={config.get('loss.lam'):.3g}"
@@ -189,6 +289,7 @@ class MlflowTrialCallback(tune.Callback):
         self._run_ids[trial.trial_id] = run_id
         return run_id
 
+    @_tracked
     def on_trial_start(self, iteration, trials, trial, **info):
         run_id = self.run_id(trial)
         self._closed.discard(trial.trial_id)
@@ -196,15 +297,28 @@ class MlflowTrialCallback(tune.Callback):
         if INTERRUPTED_TAG in self.client.get_run(run_id).data.tags:  # resumed
             self.client.delete_tag(run_id, INTERRUPTED_TAG)
 
+    @_tracked
     def on_trial_result(self, iteration, trials, trial, result, **info):
         step = int(result.get("step", result.get("training_iteration", 0)))
+        run_id = self.run_id(trial)
+        if step <= self._last_step.get(trial.trial_id, -1):
+            # A driver killed after logging this step but before saving the study resumes the
+            # trial from the checkpoint before it: the step is trained again, to the same
+            # values (resume is exact), and logged once.
+            return
+        self._last_step[trial.trial_id] = step
         metrics = [Metric(k, v, int(result.get("timestamp", 0) * 1000), step)
                    for k, v in numeric_metrics(result).items()]
         tags = [RunTag(f"sigdist.{key}", str(result[key]))
                 for key in ("node_ip", "node_id", "data_source") if key in result]
-        self.client.log_batch(self.run_id(trial), metrics=metrics, tags=tags)
+        self.client.log_batch(run_id, metrics=metrics, tags=tags)
 
     def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
+        forget_deleted_checkpoints(trial)
+        self._log_checkpoint(trial, checkpoint)
+
+    @_tracked
+    def _log_checkpoint(self, trial, checkpoint) -> None:
         run_id = self.run_id(trial)
         with checkpoint.as_directory() as directory:
             with open(os.path.join(directory, METRICS_FILE)) as fh:
@@ -234,6 +348,7 @@ class MlflowTrialCallback(tune.Callback):
         self.client.set_terminated(run_id, status=status)
         self._closed.add(trial.trial_id)
 
+    @_tracked
     def on_trial_complete(self, iteration, trials, trial, **info):
         steps = int(trial.config.get("train.steps", 0))
         last = int((trial.last_result or {}).get("step", 0))
@@ -246,13 +361,16 @@ class MlflowTrialCallback(tune.Callback):
             self._close(trial, "FINISHED", **{STOPPED_EARLY_TAG: f"by the scheduler at step "
                                               f"{last} of {steps}"})
 
+    @_tracked
     def on_trial_recover(self, iteration, trials, trial, **info):
         self.client.set_tag(self.run_id(trial), "sigdist.last_restart_reason",
                             _failure_reason(trial))
 
+    @_tracked
     def on_trial_error(self, iteration, trials, trial, **info):
         self._close(trial, "FAILED", **{FAILURE_TAG: _failure_reason(trial)})
 
+    @_tracked
     def on_experiment_end(self, trials, **info):
         # A trial the scheduler stopped or that finished was closed by its hook. One Tune
         # ended without a hook was cut short by an interrupt (Ctrl-C: Tune stops every running
