@@ -2,9 +2,10 @@
 ``mlflow server`` and rendered by headless Chromium, where every trial (child run) must show
 its lam, K, network size, modes and KL in its own column of the compare-runs page.
 
-The experiment's own page opens on the GenAI overview, and its "Training runs" table shows
-the study's parent run with the trials folded under it and the param/metric columns hidden;
-the compare-runs page lays every run out as a column with all its params and latest metrics."""
+MLflow 3.17 opens an experiment in the view of its GenAI / Model training switch (GenAI until a
+user switches), whatever the experiment's kind: the study prints a link to its runs table in
+the model-training view, in MLflow's own shared view of the study (its trials, ranked, the
+columns that matter first), and the compare-runs page, which lays every run out as a column."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import json
 import os
 import re
 import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -154,3 +156,75 @@ def test_the_printed_url_shows_each_trials_params_and_metrics(study_store, tmp_p
     assert "0" * 32 not in columns
     with pytest.raises(AssertionError):
         page.param_row("loss.no_such_param")
+
+
+def header_cells(root: Node) -> dict[str, tuple[float, float]]:
+    """The runs table's column headers: col-id -> (left, width) in pixels of its section."""
+    cells = {}
+    for cell in root.iter("div"):
+        if cell.attrs.get("role") == "columnheader" and "aria-sort" in cell.attrs:
+            cells[cell.attrs["col-id"]] = (cell.style_px("left"), cell.style_px("width"))
+    return cells
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"no Chromium at {CHROMIUM}")
+def test_the_printed_runs_link_ranks_the_trials_with_their_columns_in_view(gmm25_smoke,
+                                                                            tmp_path: Path):
+    """The first link the study prints opens MLflow's runs table in its model-training view
+    (not GenAI), on this study's trials alone, best final KL first, with method, lam, K,
+    modes, KL and the step a trial was stopped at in the first columns (at 1600 x 1000, with
+    MLflow's assistant panel open); the study report on the parent names the best trial."""
+    from mlflow import MlflowClient
+
+    result, uri, _ = gmm25_smoke
+    (printed,) = re.findall(r"The trials ranked by KL \(.*\): (http://127\.0\.0\.1:5000/\S+)",
+                            result.stdout)
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(STUDY)
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    (parent,) = [r for r in runs if PARENT_TAG not in r.data.tags]
+    trials = sorted((r for r in runs if PARENT_TAG in r.data.tags),
+                    key=lambda r: r.data.metrics["kl"])
+    with mlflow_server(uri, tmp_path) as base:
+        url = printed.replace("http://127.0.0.1:5000", base, 1)
+        for attempt, budget_ms in enumerate((20000, 45000)):
+            root = parse_html(render(url, tmp_path / f"chromium-runs-{attempt}",
+                                     screenshot=tmp_path / "runs.png",
+                                     virtual_time_budget_ms=budget_ms, window_size=(1600, 1000)))
+            shown = [a.attrs["href"].rsplit("/", 1)[1] for a in root.iter("a")
+                     if re.fullmatch(r"#/experiments/\d+/runs/[0-9a-f]{32}", a.attrs.get(
+                         "href", ""))]
+            if shown:
+                break
+        # the parent's artifacts show the report inline (an iframe of the served file)
+        artifacts = parse_html(render(
+            f"{base}/#/experiments/{experiment.experiment_id}/runs/{parent.info.run_id}/"
+            "artifacts/report.html?workflowType=machine_learning",
+            tmp_path / "chromium-report", screenshot=tmp_path / "report.png",
+            virtual_time_budget_ms=20000, window_size=(1600, 1000)))
+        with urllib.request.urlopen(f"{base}/get-artifact?path=report.html&run_uuid="
+                                    f"{parent.info.run_id}", timeout=30) as response:
+            report = response.read().decode()
+    assert any(True for _ in artifacts.iter("iframe")), "the report is not shown inline"
+    # the trials in ranked order, each once (a row's name link), the parent not among them
+    assert list(dict.fromkeys(shown)) == [t.info.run_id for t in trials], shown
+    assert parent.info.run_id not in shown
+    assert "Model training" in root.text and "Overview" not in root.text  # not the GenAI page
+    columns = header_cells(root)
+    first = ["params.`method`", "params.`loss.lam`", "params.`loss.k`", "metrics.`modes`",
+             "metrics.`kl`", "metrics.`stopped_early_at`"]
+    # left to right from the table's first scrolling column, inside the ~520 px beside the
+    # pinned run names that the page shows at this size
+    assert [columns[c][0] for c in first] == sorted(columns[c][0] for c in first), columns
+    assert all(columns[c][0] + columns[c][1] <= 520 for c in first), columns
+    # the report names the best trial, links to it and holds its pictures
+    page = parse_html(report)
+    best = trials[0]
+    links = [a for a in page.iter("a") if a.attrs.get("href", "").endswith(best.info.run_id)]
+    assert links and links[0].text == best.info.run_name
+    assert "Best trial (lowest KL, final evaluation)" in page.text
+    assert sum(1 for img in page.iter("img") if img.attrs["src"].startswith(
+        "data:image/png;base64,")) >= 3
+    # negative control: a run id that is no trial is not on the page
+    assert "0" * 32 not in shown

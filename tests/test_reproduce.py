@@ -42,7 +42,7 @@ def test_table1_smoke_report_equals_what_mlflow_holds(tmp_path):
         assert child.info.status == "FINISHED"
         assert child.data.metrics["step"] == float(child.data.params["train.steps"]) == 30
         assert [a.path for a in client.list_artifacts(child.info.run_id, "final_checkpoint")] \
-            == ["final_checkpoint/checkpoint.pt"]
+            == ["final_checkpoint/checkpoint.pt", "final_checkpoint/metrics.json"]
 
     table = (out / "table1.md").read_text()
     header = [c.strip() for c in table.splitlines()[4].strip("|").split("|")]

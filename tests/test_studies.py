@@ -70,6 +70,12 @@ def test_smoke_sweep_prints_progress_best_trials_and_the_ui_command(gmm25_smoke)
         assert 0 <= mean_of(row["modes"]) <= 25 and row["seeds"] == "2"
         assert "±" in row["kl"] and "±" in row["modes"]
     assert f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1" in result.stdout
+    assert re.search(r"The trials ranked by KL \(modes, KL, high quality, where each "
+                     r"stopped\): http://127\.0\.0\.1:5000/#/experiments/\d+/runs\?"
+                     r"viewStateShareKey=[0-9a-f]{32}&workflowType=machine_learning\n",
+                     result.stdout), result.stdout[-1500:]
+    report = re.search(r"The study report: (\S+/report\.html) ", result.stdout)
+    assert report and Path(report.group(1)).read_text().startswith("<!doctype html>")
     counts = re.search(r"4 trials: (\d+) finished, (\d+) stopped early, (\d+) failed\.",
                        result.stdout)
     assert counts and counts.group(3) == "0", result.stdout[-1500:]
@@ -97,6 +103,28 @@ def test_smoke_sweep_tracks_each_trial_as_a_child_run(gmm25_smoke):
     best = json.loads(
         Path(client.download_artifacts(parent.info.run_id, "best_trial.json")).read_text())
     assert best["metrics"]["kl"] == min(c.data.metrics["kl"] for c in children)
+    # the parent names its best trial (the lowest final KL) and links to it
+    (top,) = [c for c in children if c.info.run_id == best["run_id"]]
+    assert top.data.metrics["kl"] == min(c.data.metrics["kl"] for c in children)
+    assert parent.data.tags["sigdist.best_trial"] == top.info.run_name == best["run_name"]
+    assert best["result"] == "final evaluation"
+    assert f"(#/experiments/{parent.info.experiment_id}/runs/{top.info.run_id})" in \
+        parent.data.tags["mlflow.note.content"]
+    # the parent holds the study's settings, not a trial's config
+    assert parent.data.params["study.num_samples"] == "4" and "loss.lam" not in parent.data.params
+    settings = json.loads(Path(client.download_artifacts(
+        parent.info.run_id, "study_settings.json")).read_text())
+    assert settings["base"]["train.steps"] == 20 and settings["profile"] == "smoke"
+    # the experiment opens on its runs (MLflow's classic view), with the study's shared view
+    experiment = client.get_experiment(parent.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    view = json.loads(experiment.tags[f"mlflow.sharedViewState.{parent.info.run_id}"])
+    assert view["orderByKey"] == "metrics.`kl`" and view["orderByAsc"] is True
+    assert view["searchFilter"] == f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'"
+    assert {"params.`loss.lam`", "params.`loss.k`", "metrics.`modes`", "metrics.`kl`",
+            "metrics.`stopped_early_at`"} <= set(view["selectedColumns"])
+    report = Path(client.download_artifacts(parent.info.run_id, "report.html")).read_text()
+    assert f">{top.info.run_name}</a> &mdash;" in report and report.count("<img") >= 3
     table = json.loads(Path(client.download_artifacts(parent.info.run_id,
                                                       "trials.json")).read_text())
     rows = [dict(zip(table["columns"], row, strict=True)) for row in table["data"]]
@@ -145,11 +173,22 @@ def test_smoke_sweep_tracks_each_trial_as_a_child_run(gmm25_smoke):
         assert pictures == [f"samples/samples_step_{s:07d}.png" for s in steps]
         png = Path(client.download_artifacts(child.info.run_id, pictures[-1]))
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        kept = {a.path for a in client.list_artifacts(child.info.run_id, "best_checkpoint")}
-        assert kept == {"best_checkpoint/checkpoint.pt", "best_checkpoint/metrics.json"}
+        # one result, the final evaluation: its checkpoint kept, its metrics, its description
+        kept = {a.path for a in client.list_artifacts(child.info.run_id, "final_checkpoint")}
+        assert kept == {"final_checkpoint/checkpoint.pt", "final_checkpoint/metrics.json"}
+        assert not client.list_artifacts(child.info.run_id, "best_checkpoint")
         final = json.loads(
             Path(client.download_artifacts(child.info.run_id, "final_metrics.json")).read_text())
         assert final["kl"] == child.data.metrics["kl"] and final["step"] == steps[-1]
+        kept_metrics = json.loads(Path(client.download_artifacts(
+            child.info.run_id, "final_checkpoint/metrics.json")).read_text())
+        assert kept_metrics["kl"] == pytest.approx(child.data.metrics["kl"], rel=1e-12)
+        description = child.data.tags["mlflow.note.content"]
+        assert description.startswith(f"{params['method']}, lam {float(params['loss.lam']):.3g}, K "
+                                      f"{params['loss.k']} -> final evaluation: modes ")
+        assert f"KL {child.data.metrics['kl']:.3f}; " in description
+        assert description.endswith("stopped by ASHA at step 10 of 20" if steps[-1] < 20
+                                    else "finished all 20 steps"), description
 
 
 def test_smoke_sweep_keeps_optunas_history(gmm25_smoke):
@@ -169,6 +208,9 @@ def test_mnist3_smoke_sweep_reports_a_pareto_front(tmp_path, mnist_root):
                         "--set", f"data.root={mnist_root}", "--tracking-uri", uri,
                         "--storage-path", str(tmp_path / "ray"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
+    # a continuous width search: Ray's table shows the width, not the size ("custom" always)
+    header = progress_header(result.stdout)
+    assert "width" in header and "size" not in header, header
     # the classifier ensemble's quality and KL (docs/classifiers.md)
     front = table_rows(result.stdout, "Pareto front (high quality (ensemble) vs KL (ensemble)):",
                        images=True)

@@ -173,22 +173,31 @@ def lam_figure_metric(metric: str) -> str:
 
 
 def lam_metric_figure(frame, metric: str, title: str):
-    """``metric`` of each trial against its lam (plain GAN at lam = 0, left of the log axis'
-    range)."""
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    """``metric`` of each trial's final evaluation against its lam, a colour per method (plain
+    GAN, lam = 0: squares left of the log axis' range); a trial ASHA stopped early is a
+    hollow marker (its final evaluation came at fewer steps)."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=100)
     scored = frame.dropna(subset=[metric])
-    positive = scored[scored["lam"] > 0]
-    plain = scored[scored["lam"] == 0]
-    ax.scatter(positive["lam"], positive[metric], label="-SI (lam > 0)")
-    if len(positive):
+    stopped = scored["stopped_early"].astype(bool) if "stopped_early" in scored else (
+        scored["lam"] != scored["lam"])
+    positive = scored["lam"] > 0
+    left = scored.loc[positive, "lam"].min() / 3 if positive.any() else 0.0
+    if positive.any():
         ax.set_xscale("log")
-        left = positive["lam"].min() / 3
-        ax.scatter([left] * len(plain), plain[metric], marker="x", color="black",
-                   label=f"plain (lam = 0, drawn at {left:.2g})")
-    elif len(plain):
-        ax.scatter([0] * len(plain), plain[metric], marker="x", color="black", label="plain")
+    for index, method in enumerate(sorted(scored["method"].astype(str).unique())):
+        mine = scored["method"].astype(str) == method
+        color = f"C{index}"
+        for ended, face, what in ((~stopped, color, "all steps"), (stopped, "none", "stopped")):
+            chosen = scored[mine & ended]
+            if not len(chosen):
+                continue
+            plain = chosen["lam"] <= 0
+            lam = chosen["lam"].where(~plain, left)
+            name = f"{method} (lam = 0, drawn at {left:.2g})" if plain.all() and left else method
+            ax.scatter(lam, chosen[metric], marker="s" if plain.all() else "o",
+                       facecolors=face, edgecolors=color, label=f"{name}, {what}")
     ax.set_xlabel("lam (weight of L_K)")
-    ax.set_ylabel(f"{METRICS[metric].label} (last evaluation)")
+    ax.set_ylabel(f"{METRICS[metric].label} (final evaluation)")
     ax.set_title(title)
     ax.legend(fontsize=8)
     fig.tight_layout()

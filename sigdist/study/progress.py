@@ -24,7 +24,13 @@ def progress_reporter(options: Any):
     if not has_width(options.base.get("data.name")):
         for key in SIZE_KEYS:
             used.pop(key)
-    varied = set(options.grid) | (set(used) - set(options.pinned))
+    if options.space is not None and not options.grid:  # the keys the search proposes
+        from sigdist.study.search import searched_keys
+
+        pins = {key: options.base[key] for key in options.pinned}
+        varied = set(searched_keys(options.space, pins))
+    else:
+        varied = set(options.grid) | (set(used) - set(options.pinned))
     columns = {key: title for key, title in used.items() if key in varied}
     if "seed" in options.grid:
         columns["seed"] = "seed"

@@ -267,10 +267,16 @@ def open_study_run(options: StudyOptions) -> str:
     """The study's MLflow parent run (created, or found again on --resume): its id."""
     from sigdist.study.tracking import start_study_run
 
-    return start_study_run(options.tracking_uri, options.experiment, options.name,
-                           {f"study.{k}": v for k, v in asdict(options).items()
-                            if k not in ("base", "space", "objectives", "per_value", "profile")}
-                           | options.base, settings=study_settings(options))
+    # the parent's params are the study's settings; the base config is its artifact (a
+    # trial's params in the parent's columns made it look like one more trial)
+    shown = {"profile", "num_samples", "max_concurrent", "objective", "member_objective",
+             "seed", "cpus_per_trial", "gpus_per_trial", "grid", "pinned"}
+    params = {f"study.{k}": v for k, v in asdict(options).items() if k in shown}
+    params["study.pinned"] = ", ".join(f"{k}={options.base[k]}" for k in options.pinned) or "-"
+    params["study.trial_steps"] = options.base["train.steps"]
+    params["study.data"] = options.base["data.name"]
+    return start_study_run(options.tracking_uri, options.experiment, options.name, params,
+                           settings=study_settings(options))
 
 
 def resolve_grid(base: dict[str, Any], grid: dict[str, tuple], *,

@@ -322,10 +322,6 @@ def main(script: StudyScript, argv: list[str] | None = None) -> int:
             # and returns as if done. The study is not done: it says so and exits 130.
             raise KeyboardInterrupt
         report(options, parent)
-        if script.report is not None:
-            from sigdist.study.tracking import log_final_checkpoints
-
-            log_final_checkpoints(options.tracking_uri, parent, results)
     except KeyboardInterrupt as err:
         end_study_run(options.tracking_uri, parent, err)
         print(f"\nstudy {options.name} interrupted; continue it with the same command and "
@@ -456,6 +452,8 @@ def grid_report(options: StudyOptions):
 
 
 def report(options: StudyOptions, parent_run_id: str) -> None:
+    from sigdist.metrics.members import base_metric
+    from sigdist.metrics.names import table_metrics
     from sigdist.study.report import (
         LOCAL_UI,
         best_trials_table,
@@ -466,15 +464,26 @@ def report(options: StudyOptions, parent_run_id: str) -> None:
         settle_lost_optuna_trials,
         trial_rows,
         ui_command,
+        view_columns,
     )
     if options.grid:
         figures = grid_report(options)(parent_run_id)
+        varied = list(options.grid)
     else:
+        from sigdist.study.search import searched_keys
+
         storage_url = optuna_storage_url(options)
         settle_lost_optuna_trials(storage_url, options.name)
         figures = optuna_figures(storage_url, options.name, options.metrics)
-    finish_study_run(options.tracking_uri, parent_run_id, figures=figures,
-                     metric=options.objective_keys[-1], mode=options.modes[-1])
+        varied = searched_keys(options.space, pinned_values(options))
+    local = "://" not in options.study_dir and os.path.isdir(options.study_dir)
+    ui_base = (options.tracking_uri.rstrip("/") if options.tracking_uri.startswith(
+        ("http://", "https://")) else LOCAL_UI)
+    written = finish_study_run(
+        options.tracking_uri, parent_run_id, figures=figures,
+        metric=options.objective_keys[-1], mode=options.modes[-1],
+        columns=view_columns(options.objective_keys[-1], varied),
+        report_dir=options.study_dir if local else None, ui_base=ui_base)
     counts = outcome_counts(options.tracking_uri, parent_run_id)
     print(f"\n{sum(counts.values())} trials: "
           + ", ".join(f"{n} {what}" for what, n in counts.items()) + ".")
@@ -488,11 +497,14 @@ def report(options: StudyOptions, parent_run_id: str) -> None:
     print(f"\nMLflow: experiment {options.experiment!r}, parent run {options.name!r}.")
     from mlflow import MlflowClient
 
-    url = MlflowClient(options.tracking_uri).get_run(parent_run_id).data.tags.get(
-        "sigdist.compare_url")
+    tags = MlflowClient(options.tracking_uri).get_run(parent_run_id).data.tags
     print(f"Serve it: {ui_command(options.tracking_uri)}")
-    if url:
-        if options.tracking_uri.startswith(("http://", "https://")):
-            url = url.replace(LOCAL_UI, options.tracking_uri.rstrip("/"), 1)
-        print(f"The trials side by side (lam, K, size, modes, KL): {url}")
+    if "sigdist.runs_url" in tags:
+        shown = ", ".join(label(m) for m in table_metrics(base_metric(metric)))
+        print(f"The trials ranked by {label(metric)} ({shown}, where each stopped): "
+              + tags["sigdist.runs_url"].replace(LOCAL_UI, ui_base, 1))
+        print("The trials side by side (lam, K, size, modes, KL): "
+              + tags["sigdist.compare_url"].replace(LOCAL_UI, ui_base, 1))
+    if written:
+        print(f"The study report: {written} (and report.html on the parent run)")
     sys.stdout.flush()

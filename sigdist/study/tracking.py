@@ -26,7 +26,7 @@ from ray import tune
 from sqlalchemy.exc import SQLAlchemyError
 
 from sigdist.config import has_width
-from sigdist.reports.runs import FINAL_CHECKPOINT, trial_runs
+from sigdist.reports.runs import FINAL_CHECKPOINT
 from sigdist.study.trainable import METRICS_FILE
 from sigdist.train import CHECKPOINT_FILE
 
@@ -39,6 +39,10 @@ INTERRUPTED_TAG = "sigdist.interrupted"
 STOPPED_EARLY_TAG = "sigdist.stopped_early"
 STOPPED_EARLY_METRIC = "stopped_early_at"
 ENDED_TAG = "sigdist.ended"
+DESCRIPTION_TAG = "mlflow.note.content"  # the run's description in the MLflow UI (markdown)
+# MLflow 3 opens an experiment of this kind on its runs table (the classic, model-training
+# view); without it, on the GenAI traces overview
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 # Ray's bookkeeping in every result; not curves worth plotting.
 _NOT_METRICS = {"done", "training_iteration", "timestamp", "pid", "iterations_since_restore",
                 "time_since_restore", "time_this_iter_s"}
@@ -118,8 +122,14 @@ def start_study_run(uri: str, experiment: str, study: str, params: dict[str, Any
     one keeps ``settings`` as :data:`SETTINGS_ARTIFACT`, which a resumed study reads back."""
     client = MlflowClient(uri)
     found = client.get_experiment_by_name(experiment)
-    experiment_id = found.experiment_id if found else client.create_experiment(
-        experiment, artifact_location=artifact_location(uri))
+    if found is None:
+        experiment_id = client.create_experiment(
+            experiment, artifact_location=artifact_location(uri),
+            tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+    else:
+        experiment_id = found.experiment_id
+        if EXPERIMENT_KIND_TAG not in found.tags:  # made before studies set the kind
+            client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
     runs = find_study_runs(client, [experiment_id], study)
     if runs:  # resumed: running again, no longer marked as ended
         run_id = runs[0].info.run_id
@@ -169,6 +179,21 @@ def forget_deleted_checkpoints(trial) -> None:
         result for result in kept
         if result.checkpoint is None or result.checkpoint.filesystem.get_file_info(
             result.checkpoint.path).type != FileType.NotFound]
+
+
+def run_description(config: dict[str, Any], metrics: dict[str, float], metric: str) -> str:
+    """What a trial was and its result, in one line: "gan_si, lam 0.1, K 64, width 0.72 ->
+    final evaluation: modes 914, KL 0.600" (the metrics shown beside ``metric``)."""
+    from sigdist.metrics.members import base_metric
+    from sigdist.metrics.names import METRICS, table_metrics
+
+    parts = [str(config.get("method")), f"lam {float(config.get('loss.lam', 0)):.3g}",
+             f"K {config.get('loss.k')}"]
+    if has_width(config.get("data.name")):
+        parts.append(f"width {float(config.get('model.width_g', 0)):.3g}")
+    scores = [f"{METRICS[name].label} {METRICS[name].format(metrics[name])}"
+              for name in table_metrics(base_metric(metric))[:2] if name in metrics]
+    return ", ".join(parts) + (" -> final evaluation: " + ", ".join(scores) if scores else "")
 
 
 def _failure_reason(trial) -> str:
@@ -232,8 +257,10 @@ class MlflowTrialCallback(tune.Callback):
     """Logs each trial as a child run of the study's parent run (see the module docstring).
 
     Per trial: params = the full flat config; a metric curve per reported value against the
-    training step; artifacts: the sample grid of every evaluation (``samples/``), the best
-    checkpoint so far by ``metric`` (``best_checkpoint/``) and ``final_metrics.json``."""
+    training step; artifacts: the sample grid of every evaluation (``samples/``) and, once it
+    ends, its last checkpoint (``final_checkpoint/``: the model whose final evaluation is the
+    trial's result, as Optuna, ASHA and the ranking take it) and ``final_metrics.json``; a
+    one-line description of what it was and how it ended."""
 
     def __init__(self, tracking_uri: str, parent_run_id: str, *, metric: str, mode: str):
         self.tracking_uri, self.parent_run_id = tracking_uri, parent_run_id
@@ -241,18 +268,17 @@ class MlflowTrialCallback(tune.Callback):
         self._client: MlflowClient | None = None
         self._run_ids: dict[str, str] = {}
         self._last_step: dict[str, int] = {}  # the last step logged of each trial
-        self._best: dict[str, float] = {}
         self._closed: set[str] = set()
 
     def __getstate__(self) -> dict[str, Any]:  # Tune pickles callbacks with the study
         return {**self.__dict__, "_client": None}
 
-    # Tune saves this with its experiment state, so a resumed study knows each trial's best.
+    # Tune saves this with its experiment state, so a resumed study knows the trials it closed.
     def get_state(self) -> dict[str, Any]:
-        return {"best": dict(self._best), "closed": sorted(self._closed)}
+        return {"closed": sorted(self._closed)}
 
     def set_state(self, state: dict[str, Any]) -> None:
-        self._best, self._closed = dict(state["best"]), set(state["closed"])
+        self._closed = set(state["closed"])
 
     @property
     def client(self) -> MlflowClient:
@@ -321,45 +347,52 @@ class MlflowTrialCallback(tune.Callback):
     def _log_checkpoint(self, trial, checkpoint) -> None:
         run_id = self.run_id(trial)
         with checkpoint.as_directory() as directory:
-            with open(os.path.join(directory, METRICS_FILE)) as fh:
-                metrics = json.load(fh)
             for picture in sorted(os.listdir(directory)):
                 if picture.startswith("samples_step_") and picture.endswith(".png"):
                     self.client.log_artifact(run_id, os.path.join(directory, picture), "samples")
-            value = metrics.get(self.metric)
-            best = self._best.get(trial.trial_id)
-            if value is not None and (best is None or (value < best if self.mode == "min"
-                                                       else value > best)):
-                self._best[trial.trial_id] = value
-                self.client.log_artifact(run_id, os.path.join(directory, CHECKPOINT_FILE),
-                                         "best_checkpoint")
-                self.client.log_dict(run_id, metrics, "best_checkpoint/metrics.json")
-                self.client.set_tag(run_id, f"sigdist.best_{self.metric}", str(value))
 
-    def _close(self, trial, status: str, **tags: str) -> None:
+    def _close(self, trial, status: str, ending: str, **tags: str) -> None:
+        """End the trial's run: its final metrics, its description (what it was, its result,
+        ``ending``: how it ended), ``tags`` and ``status``."""
         if trial.trial_id in self._closed:
             return
         run_id = self.run_id(trial)
-        if trial.last_result:
-            self.client.log_dict(run_id, numeric_metrics(trial.last_result),
-                                 "final_metrics.json")
-        for key, value in tags.items():
+        metrics = numeric_metrics(trial.last_result or {})
+        if metrics:
+            self.client.log_dict(run_id, metrics, "final_metrics.json")
+        description = run_description(trial.config, metrics, self.metric) + "; " + ending
+        for key, value in {**tags, DESCRIPTION_TAG: description}.items():
             self.client.set_tag(run_id, key, value)
         self.client.set_terminated(run_id, status=status)
         self._closed.add(trial.trial_id)
 
+    def _log_final_checkpoint(self, trial) -> None:
+        """The trial's last checkpoint: the model its result (its final evaluation) is of."""
+        checkpoint = trial.checkpoint
+        if checkpoint is None:
+            return
+        with checkpoint.as_directory() as directory:
+            self.client.log_artifact(self.run_id(trial), os.path.join(directory, CHECKPOINT_FILE),
+                                     FINAL_CHECKPOINT)
+            if os.path.exists(os.path.join(directory, METRICS_FILE)):
+                self.client.log_artifact(self.run_id(trial),
+                                         os.path.join(directory, METRICS_FILE), FINAL_CHECKPOINT)
+
     @_tracked
     def on_trial_complete(self, iteration, trials, trial, **info):
+        if trial.trial_id in self._closed:
+            return
         steps = int(trial.config.get("train.steps", 0))
         last = int((trial.last_result or {}).get("step", 0))
+        self._log_final_checkpoint(trial)
         if last >= steps:
-            self._close(trial, "FINISHED")
-        elif trial.trial_id not in self._closed:
+            self._close(trial, "FINISHED", f"finished all {steps:,} steps")
+        else:
             # stopped by the scheduler before its last step: a normal end of a trial that
             # fell behind, FINISHED (not a failure) and marked as such
             self.client.log_metric(self.run_id(trial), STOPPED_EARLY_METRIC, last, step=last)
-            self._close(trial, "FINISHED", **{STOPPED_EARLY_TAG: f"by the scheduler at step "
-                                              f"{last} of {steps}"})
+            self._close(trial, "FINISHED", f"stopped by ASHA at step {last:,} of {steps:,}",
+                        **{STOPPED_EARLY_TAG: f"by the scheduler at step {last} of {steps}"})
 
     @_tracked
     def on_trial_recover(self, iteration, trials, trial, **info):
@@ -368,7 +401,10 @@ class MlflowTrialCallback(tune.Callback):
 
     @_tracked
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._close(trial, "FAILED", **{FAILURE_TAG: _failure_reason(trial)})
+        reason = _failure_reason(trial)
+        last = int((trial.last_result or {}).get("step", 0))
+        self._close(trial, "FAILED", f"failed at step {last:,}: {reason.splitlines()[-1]}",
+                    **{FAILURE_TAG: reason})
 
     @_tracked
     def on_experiment_end(self, trials, **info):
@@ -384,11 +420,14 @@ class MlflowTrialCallback(tune.Callback):
                 steps = int(trial.config.get("train.steps", 0))
                 last = int((trial.last_result or {}).get("step", 0))
                 if last >= steps:
-                    self._close(trial, "FINISHED")
+                    self._log_final_checkpoint(trial)
+                    self._close(trial, "FINISHED", f"finished all {steps:,} steps")
                 else:
                     unfinished.append(trial)
-                    self._close(trial, "KILLED", **{INTERRUPTED_TAG: f"at step {last} of "
-                                                    f"{steps}; --resume continues it"})
+                    self._close(trial, "KILLED", f"interrupted at step {last:,} of {steps:,}; "
+                                "--resume continues it",
+                                **{INTERRUPTED_TAG: f"at step {last} of {steps}; --resume "
+                                   "continues it"})
         if unfinished:
             self.client.set_tag(self.parent_run_id, INTERRUPTED_TAG,
                                 f"{len(unfinished)} trial(s) unfinished")
@@ -404,19 +443,3 @@ class MlflowTrialCallback(tune.Callback):
                                     "study saved this trial; the resumed study ran it anew")
                 self.client.set_terminated(run.info.run_id, status="KILLED")
 
-
-def log_final_checkpoints(tracking_uri: str, parent_run_id: str, results) -> None:
-    """Each run's last checkpoint (the trained model at its last step) onto its MLflow child
-    run, where the reports find it."""
-    client = MlflowClient(tracking_uri)
-    by_trial = {run.data.tags.get(TRIAL_TAG): run.info.run_id
-                for run in trial_runs(tracking_uri, parent_run_id)[1]}
-    for result in results:
-        metrics = result.metrics or {}
-        trial_id = metrics.get("trial_id")
-        finished = int(metrics.get("step", 0)) >= int(result.config["train.steps"])
-        if result.checkpoint is None or trial_id not in by_trial or not finished:
-            continue  # a run cut short has no final model
-        with result.checkpoint.as_directory() as directory:
-            client.log_artifact(by_trial[trial_id], os.path.join(directory, CHECKPOINT_FILE),
-                                FINAL_CHECKPOINT)
