@@ -297,8 +297,14 @@ def _score(args: argparse.Namespace) -> int:
     metrics = build_scorer(cfg, data, torch.device("cpu"))(torch.as_tensor(array).float())
     text = json.dumps({"data": args.data, "n": int(len(array)), **metrics}, indent=2)
     if args.out:
-        with open(args.out, "w") as fh:
-            fh.write(text + "\n")
+        try:
+            with open(args.out, "w") as fh:
+                fh.write(text + "\n")
+        except OSError as err:  # a full disk: one line, the scores still printed below
+            print(text)
+            print(f"sigdist score: cannot write --out {args.out}: {err.strerror}",
+                  file=sys.stderr)
+            return 1
     print(text)
     return 0
 

@@ -121,6 +121,21 @@ def test_score_rates_real_grid_samples_as_perfect(tmp_path):
     assert metrics["modes"] == 25 and metrics["kl"] < 0.005 and metrics["n"] == 50_000
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_score_onto_a_full_disk_says_so_in_one_line(tmp_path):
+    import torch
+
+    from sigdist.data import toy_data
+
+    path = tmp_path / "real.npy"
+    np.save(path, toy_data("gmm25").sample(2000, torch.Generator().manual_seed(0)).numpy())
+    result = sigdist("score", "--data", "gmm25", "--samples", str(path), "--out", "/dev/full")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "sigdist score: cannot write --out /dev/full: No space left on device" in \
+        result.stderr
+    assert json.loads(result.stdout)["n"] == 2000  # the scores still printed
+
+
 @pytest.mark.parametrize(
     ("array", "message"),
     [

@@ -265,6 +265,12 @@ def test_smoke_sweep_against_a_real_mlflow_server(tmp_path):
     (["--seeds-per-trial", "2", "--set", "run.seeds=3"], "both set the seeds per trial"),
     (["--member-objective", "worst"], "--member-objective worst: a trial of one seed"),
     (["--member-objective", "best"], "invalid choice: 'best'"),
+    # the hostile round of issue 20: tracebacks, hangs and PENDING trials before
+    (["--tracking-uri", "sqlite://mlflow.db"], "a sqlite URI has three slashes"),
+    (["--tracking-uri", "http://[::1"], "--tracking-uri http://[::1: Invalid IPv6 URL"),
+    (["--cpus-per-trial", "4096"], "--cpus-per-trial: got 4096, but this machine has"),
+    (["--address", "127.0.0.1:1"], "--address: no Ray cluster answers at 127.0.0.1:1"),
+    (["--address", "nonsense"], "--address: got 'nonsense'; allowed: auto, or HOST:PORT"),
 ])
 def test_bad_flags_exit_2_before_anything_starts(tmp_path, flags, message):
     result = run_script("gmm25_sweep.py", *flags, "--storage-path", str(tmp_path / "ray"),
@@ -380,3 +386,46 @@ def test_a_study_one_trial_at_a_time_repeats_exactly(tmp_path):
             (c.data.params["method"], c.data.params["loss.lam"], c.data.params["loss.k"],
              c.data.metrics["kl"], c.data.metrics["step"]) for c in children))
     assert len(outcomes[0]) == 4 and outcomes[0] == outcomes[1]
+
+
+def test_resuming_another_scripts_or_the_smoke_tests_study_exits_2(gmm25_smoke, tmp_path):
+    """Before: a smoke study resumed without --smoke-test ran the full profile under a new
+    parent run and exited 130; another script's study restarted under the wrong space with a
+    traceback; a resume against another database split the study in two."""
+    _, uri, tmp = gmm25_smoke
+    client, parent, _ = study_runs(uri, "gmm25_sweep_smoke")
+    name, storage = parent.info.run_name, str(tmp / "ray")
+    before = len(client.search_runs([e.experiment_id for e in client.search_experiments()]))
+    for script, flags, message in (
+            ("gmm25_sweep.py", ["--tracking-uri", uri], "is a study of 'gmm25_sweep_smoke': "
+             "add --smoke-test"),
+            ("gmm25_push.py", ["--smoke-test", "--tracking-uri", uri],
+             f"no study of gmm25_push named {name!r} in {uri}"),
+            ("gmm25_sweep.py", ["--smoke-test", "--tracking-uri",
+                                f"sqlite:///{tmp_path}/other.db"], "no such database")):
+        result = run_script(script, "--resume", "--name", name, "--storage-path", storage,
+                            *flags, cwd=tmp_path)
+        assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
+    assert not (tmp_path / "other.db").exists()
+    assert len(client.search_runs([e.experiment_id for e in client.search_experiments()])) \
+        == before  # no stray parent run
+
+
+def test_report_only_takes_only_this_scripts_studies_and_creates_nothing(gmm25_smoke,
+                                                                        tmp_path):
+    _, uri, _ = gmm25_smoke
+    _, parent, _ = study_runs(uri, "gmm25_sweep_smoke")
+    out = tmp_path / "out"
+    for flags, message in (
+            ([parent.info.run_name, "--tracking-uri", uri], "no study of reproduce_table1 "
+             f"named {parent.info.run_name!r}"),
+            (["x' OR 1=1 --", "--tracking-uri", uri], "--report-only: got \"x' OR 1=1 --\""),
+            (["t1", "--tracking-uri", f"sqlite:///{tmp_path}/none.db"],
+             f"no tracking database at {tmp_path}/none.db")):
+        result = run_script("table1.py", "--report-only", *flags, "--out", str(out),
+                            cwd=tmp_path)
+        assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
+    assert not out.exists() and not (tmp_path / "none.db").exists()
+    # a bad flag of a report script leaves no --out folder (it was made before the checks)
+    result = run_script("table1.py", "--set", "foo=bar", "--out", str(out), cwd=tmp_path)
+    assert result.returncode == 2 and not out.exists()

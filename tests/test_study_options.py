@@ -59,6 +59,9 @@ def test_resume_without_a_name_takes_the_latest_study_of_that_script(name, tmp_p
         (storage / study).mkdir(parents=True)
         (storage / study / "tuner.pkl").write_bytes(b"")
         os.utime(storage / study / "tuner.pkl", (time.time() + index, time.time() + index))
+    from sigdist.study.tracking import start_study_run
+
+    start_study_run(f"sqlite:///{tmp_path}/mlflow.db", experiment, f"{experiment}-2", {})
     options = options_for(name, tmp_path, "--storage-path", str(storage), "--resume")
     assert options.resume and options.name == f"{experiment}-2"
 
@@ -156,7 +159,10 @@ def test_a_new_study_with_the_name_of_one_on_disk_exits_2_touching_nothing(tmp_p
     assert f"a study named 'done' already exists in {study}" in err
     assert "--resume --name done" in err
     assert (study / "tuner.pkl").read_bytes() == b"state"
-    # the same name with --resume is the way on
+    # the same name with --resume is the way on (its parent run where it is tracked)
+    from sigdist.study.tracking import start_study_run
+
+    start_study_run(f"sqlite:///{tmp_path}/mlflow.db", "gmm25_sweep_smoke", "done", {})
     assert options_for("gmm25_sweep", tmp_path, "--storage-path", str(tmp_path / "ray"),
                        "--name", "done", "--resume").name == "done"
 

@@ -23,6 +23,11 @@ def test_text_table_right_aligns_every_column_to_its_widest_cell():
     assert len({len(line) for line in lines}) == 1
 
 
+def test_a_table_without_rows_is_its_header():
+    # a study whose every trial failed: max() of one int raised a TypeError before
+    assert table(["method", "kl"], []) == "method kl"
+
+
 def test_every_toy_reports_the_metrics_the_registry_gives_it():
     for name in TOY_DATASETS:
         data = toy_data(name)

@@ -14,7 +14,9 @@ def table(header: Sequence[str], rows: Sequence[Sequence[Any]], *, markdown: boo
     if markdown:
         return "\n".join(["| " + " | ".join(header) + " |", "|" + " --- |" * len(header),
                           *("| " + " | ".join(row) + " |" for row in cells)])
-    widths = [max(len(title), *(len(row[i]) for row in cells)) for i, title in enumerate(header)]
+    # a list: with no rows, max() of one int would raise
+    widths = [max([len(title), *(len(row[i]) for row in cells)])
+              for i, title in enumerate(header)]
     return "\n".join(" ".join(f"{cell:>{width}}" for cell, width in zip(row, widths, strict=True))
                      for row in [list(header), *cells])
 

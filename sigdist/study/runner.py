@@ -114,6 +114,14 @@ def study_parser(description: str, objectives: dict[str, tuple] = OBJECTIVES
     return parser
 
 
+def check_name(flag: str, name: str, parser: argparse.ArgumentParser) -> None:
+    """A study's name: a folder under the storage path and a value in MLflow's filters."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name) or ".." in name:
+        parser.error(f"{flag}: got {name!r}; allowed: 1 to 100 letters, digits, '.', '_' or "
+                     "'-', starting with a letter or digit, without '..' (the name is a folder "
+                     "under --storage-path)")
+
+
 def check_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     """Bad flags end the program with status 2 and a message before anything starts."""
     for flag, value, low in (("--num-samples", args.num_samples, 1),
@@ -124,17 +132,21 @@ def check_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         # not (value >= low): NaN compares false both ways; inf resources keep trials PENDING
         if value is not None and (not value >= low or value == math.inf):
             parser.error(f"{flag}: got {value}; allowed: a finite number >= {low}")
+    if args.address is None and args.cpus_per_trial > (os.cpu_count() or 1):
+        # Ray would keep every trial PENDING on a machine of fewer CPUs, warning each minute
+        parser.error(f"--cpus-per-trial: got {args.cpus_per_trial:g}, but this machine has "
+                     f"{os.cpu_count()} CPUs; allowed here: at most {os.cpu_count()} (a cluster "
+                     "started with `ray up` takes --address auto)")
+    if args.address not in (None, "auto", "local"):
+        check_ray_address(args.address, parser)
     if args.seeds_per_trial is not None and not 1 <= args.seeds_per_trial <= MAX_SEEDS:
         parser.error(f"--seeds-per-trial: got {args.seeds_per_trial}; allowed: 1 to {MAX_SEEDS}")
     if args.gpus_per_trial is not None and args.gpus_per_trial > 1 and (
             args.gpus_per_trial != int(args.gpus_per_trial)):
         parser.error(f"--gpus-per-trial: got {args.gpus_per_trial}; allowed: a fraction "
                      "<= 1 or a whole number of GPUs")
-    if args.name is not None and (not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", args.name)
-                                  or ".." in args.name):
-        parser.error(f"--name: got {args.name!r}; allowed: 1 to 100 letters, digits, '.', '_' "
-                     "or '-', starting with a letter or digit, without '..' (the name is a "
-                     "folder under --storage-path)")
+    if args.name is not None:
+        check_name("--name", args.name, parser)
     if args.address is None and args.gpus_per_trial is not None and args.gpus_per_trial > 0:
         import torch
 
@@ -143,6 +155,22 @@ def check_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
             parser.error(f"--gpus-per-trial: got {args.gpus_per_trial:g}, but this machine "
                          f"has {have} GPU(s); allowed here: at most {have} (0 runs on the CPU)"
                          "; a cluster started with `ray up` takes --address auto")
+
+
+def check_ray_address(address: str, parser: argparse.ArgumentParser) -> None:
+    """A Ray address HOST:PORT answers, or exit 2: ``ray.init`` would retry a dead one for
+    minutes, with the study's MLflow run already open."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        parser.error(f"--address: got {address!r}; allowed: auto, or HOST:PORT of a Ray head "
+                     "(`ray start --head` prints it)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except OSError as err:
+        parser.error(f"--address: no Ray cluster answers at {address} ({err.strerror or err});"
+                     " start one (`ray start --head`, or `ray up cluster.yaml`) or give another")
 
 
 def validated_base(flat: dict[str, Any], assignments: list[str],

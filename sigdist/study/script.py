@@ -17,6 +17,7 @@ from sigdist.metrics.names import OBJECTIVES
 from sigdist.study.runner import (
     SpaceFn,
     StudyOptions,
+    check_name,
     check_options,
     end_on_sigterm_as_on_ctrl_c,
     open_study_run,
@@ -198,6 +199,8 @@ def build_options(script: StudyScript, args: argparse.Namespace,
     max_concurrent = args.max_concurrent or profile.max_concurrent
     objective, member_objective = args.objective, args.member_objective
     saved = resumed_settings(args, tracking_uri, experiment, name) if args.resume else None
+    if args.resume and saved is None:
+        refuse_a_foreign_study(script, args, tracking_uri, experiment, name, parser)
     if saved is not None:  # a resumed study keeps the settings it was started with
         given = {"profile": kind, "num_samples": num_samples, "max_concurrent": max_concurrent,
                  "objective": objective, "member_objective": member_objective,
@@ -269,6 +272,38 @@ def resumed_settings(args: argparse.Namespace, tracking_uri: str, experiment: st
     return saved
 
 
+def refuse_a_foreign_study(script: StudyScript, args: argparse.Namespace, tracking_uri: str,
+                           experiment: str, name: str, parser: argparse.ArgumentParser) -> None:
+    """A study to resume has its parent run in this script's experiment of this tracking URI,
+    or exit 2: another script's study, or the smoke test's of a full one, or one tracked
+    elsewhere would be restarted under the wrong space, profile or database."""
+    from mlflow import MlflowClient
+
+    from sigdist.study.tracking import find_study_runs
+
+    database = tracking_uri.removeprefix("sqlite:///") if tracking_uri.startswith(
+        "sqlite:///") else None
+    if database is not None and not os.path.exists(database):
+        parser.error(f"--resume: the study {name!r} is not tracked in {tracking_uri} (no such "
+                     "database); give the --tracking-uri it was started with")
+    client = MlflowClient(tracking_uri)
+
+    def holds(experiment_name: str) -> bool:
+        found = client.get_experiment_by_name(experiment_name)
+        return bool(found and find_study_runs(client, [found.experiment_id], name,
+                                              max_results=1))
+
+    if holds(experiment):
+        return  # a study started before studies kept their settings
+    other = script.prefix if args.smoke_test else script.prefix + "_smoke"
+    if holds(other):
+        parser.error(f"--resume: {name!r} is a study of {other!r}: "
+                     + ("drop --smoke-test" if args.smoke_test else "add --smoke-test"))
+    parser.error(f"--resume: no study of {script.prefix} named {name!r} in {tracking_uri} "
+                 f"(experiment {experiment!r}); give the --tracking-uri it was started with, "
+                 "and the script that started it")
+
+
 def describe(options: StudyOptions) -> str:
     """The two lines a study prints before Ray starts: its size and what it varies."""
     grid, trials = options.grid, planned_trials(options)
@@ -301,12 +336,12 @@ def main(script: StudyScript, argv: list[str] | None = None) -> int:
     parser, args = parse_args(script, argv)
     if getattr(args, "report_only", None):
         return report_only(script, args, parser)
-    if script.report is not None:
+    options, _lock = build_options(script, args, parser)  # the lock is held until exit
+    if script.report is not None:  # after every check: a bad flag leaves no folder
         try:
             os.makedirs(args.out, exist_ok=True)
         except OSError as err:
             parser.error(f"--out: cannot create {args.out}: {err.strerror}")
-    options, _lock = build_options(script, args, parser)  # the lock is held until exit
     print(describe(options), flush=True)
     end_on_sigterm_as_on_ctrl_c()
     from sigdist.study.tracking import TRACKING_ERRORS, tracking_failure
@@ -361,13 +396,22 @@ def report_only(script: StudyScript, args: argparse.Namespace,
     from sigdist.study.tracking import find_study_runs
 
     tracking_uri = prepare_tracking(args, parser)
+    for name in args.report_only:
+        check_name("--report-only", name, parser)
+    database = tracking_uri.removeprefix("sqlite:///") if tracking_uri.startswith(
+        "sqlite:///") else None
+    if database is not None and not os.path.exists(database):  # not created by looking
+        parser.error(f"--report-only: no tracking database at {database}")
     client = MlflowClient(tracking_uri)
-    experiments = [e.experiment_id for e in client.search_experiments()]
+    # this script's studies only (its smoke tests' too): another script's has other runs
+    experiments = [e.experiment_id for e in (client.get_experiment_by_name(name) for name in
+                                             (script.prefix, script.prefix + "_smoke")) if e]
     parents = []
     for name in args.report_only:
-        found = find_study_runs(client, experiments, name)
+        found = find_study_runs(client, experiments, name) if experiments else []
         if not found:
-            parser.error(f"--report-only: no study named {name!r} in {tracking_uri}")
+            parser.error(f"--report-only: no study of {script.prefix} named {name!r} in "
+                         f"{tracking_uri}")
         parents.append(found[0].info.run_id)
     try:
         os.makedirs(args.out, exist_ok=True)

@@ -65,8 +65,14 @@ def check_tracking_uri(uri: str, *, timeout: float = 5.0) -> None:
     """Fail fast, before any trial starts: an unreachable server or unusable database raises
     :class:`TrackingError`. MLflow itself would retry a dead server for minutes."""
     allowed = "allowed: sqlite:///PATH or http(s)://HOST:PORT of an `mlflow server`"
-    scheme = urllib.parse.urlparse(uri).scheme
+    try:
+        scheme = urllib.parse.urlparse(uri).scheme
+    except ValueError as err:  # "http://[::1": an unclosed IPv6 address
+        raise TrackingError(f"--tracking-uri {uri}: {err}; {allowed}") from None
     if scheme == "sqlite":
+        if not uri.startswith("sqlite:///"):
+            raise TrackingError(f"--tracking-uri {uri}: a sqlite URI has three slashes before "
+                                f"its path; {allowed}")
         path = uri[len("sqlite:///"):]
         directory = os.path.dirname(path) or "."
         if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
@@ -90,7 +96,7 @@ def check_tracking_uri(uri: str, *, timeout: float = 5.0) -> None:
         with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as response:
             if response.status != 200:
                 raise TrackingError(f"--tracking-uri {uri}: /health answered {response.status}")
-    except (urllib.error.URLError, OSError) as err:
+    except (urllib.error.URLError, OSError, ValueError) as err:  # ValueError: a bad port
         reason = getattr(err, "reason", err)
         raise TrackingError(f"--tracking-uri {uri}: MLflow server unreachable ({reason}); start "
                             "it (`mlflow server --host 127.0.0.1 --port 5000`) or name another"
