@@ -266,7 +266,9 @@ def _score(args: argparse.Namespace) -> int:
         raise UsageError(f"--samples {args.samples}: not a .npy file; allowed: one numeric "
                          ".npy array (numpy.save)")
     try:
-        array = np.load(args.samples, allow_pickle=False)
+        # memory-mapped: a header that claims more than the file holds fails here, at no
+        # allocation (read whole, it asked for terabytes); then read into memory
+        array = np.array(np.load(args.samples, allow_pickle=False, mmap_mode="r"))
     except (ValueError, EOFError, OSError):
         raise UsageError(f"--samples {args.samples}: not a numeric .npy array (an object "
                          "array, or a torn or malformed file)") from None

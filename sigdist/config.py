@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import typing
 from dataclasses import dataclass, field
 from typing import Any
@@ -324,6 +325,11 @@ def _check_combination(cfg: Config) -> None:
         raise ConfigError(f"config key 'method': got {cfg.method!r} with data.name="
                           f"{cfg.data.name!r}; allowed data for {cfg.method}: "
                           + ", ".join(allowed))
+    if os.path.exists(cfg.data.root) and not os.path.isdir(cfg.data.root):
+        # the classifiers' cache and the downloads go under it: found at once, not after a
+        # classifier's training (or in every trial of a study)
+        raise ConfigError(f"config key 'data.root': got {cfg.data.root!r}, which is a file; "
+                          "allowed: a folder (made where missing)")
     if cfg.data.stand_in and cfg.data.name != "cifar10":
         raise ConfigError(f"config key 'data.stand_in': got True for '{cfg.data.name}'; "
                           "allowed: true only with data.name=cifar10")

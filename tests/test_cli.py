@@ -165,8 +165,14 @@ def test_score_refuses_bad_files_before_computing(tmp_path):
     picture.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
     good = tmp_path / "good.npy"
     np.save(good, np.zeros((4, 2)))
+    huge = tmp_path / "huge.npy"  # its header claims 16 TB, its body is 64 bytes
+    with open(huge, "wb") as fh:
+        np.lib.format.write_array_header_1_0(
+            fh, {"descr": "<f8", "fortran_order": False, "shape": (10**12, 2)})
+        fh.write(bytes(64))
     for args, message in (
             ((str(empty),), "not a .npy file"),
+            ((str(huge),), "a torn or malformed file"),
             ((str(archive),), "not a .npy file"),
             ((str(picture),), "not a .npy file"),
             ((str(good), "--out", str(tmp_path)), "is a directory"),

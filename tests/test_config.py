@@ -195,3 +195,13 @@ def test_a_new_si_method_takes_its_data_sets_lam_where_the_old_method_fixed_it()
     tuned = from_flat({"method": "wgan_gp_si", "loss.lam": 0.3})
     assert tuned.replace(method="gan_si").loss.lam == 0.3  # an -SI method's lam is kept
     assert tuned.replace(method="gan").replace(method="gan_si").loss.lam == 1.0
+
+
+def test_a_data_root_that_is_a_file_is_refused_at_once(tmp_path):
+    """Before: `score --data mnist3 --data-root FILE` trained a classifier, then failed with
+    NotADirectoryError; each trial of a study failed the same way, three times."""
+    file = tmp_path / "not_a_folder"
+    file.write_text("")
+    with pytest.raises(ConfigError, match="config key 'data.root': got .* which is a file"):
+        from_flat({"data.root": str(file)})
+    assert from_flat({"data.root": str(tmp_path / "missing")}).data.root  # made where missing

@@ -30,10 +30,11 @@ def trial_results(study_dir: Path) -> dict[str, list[dict]]:
     return found
 
 
-def start_script(name: str, *args: str, cwd: Path, env: dict | None = None) -> subprocess.Popen:
+def start_script(name: str, *args: str, cwd: Path, env: dict | None = None,
+                 new_session: bool = False) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, str(ROOT / "studies" / name), *args], cwd=cwd,
                             env=env or ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, start_new_session=new_session)
 
 
 def test_a_diverging_trial_fails_with_its_reason_while_the_others_finish(tmp_path):
@@ -286,26 +287,34 @@ def test_a_study_without_address_starts_its_own_ray_and_joins_no_other(tmp_path)
     assert parent.info.status == "FINISHED" and len(children) == 4
 
 
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
-def test_ctrl_c_ends_the_study_interrupted_and_resume_clears_the_marks(tmp_path, stop):
+@pytest.mark.parametrize(("stop", "to_group"), [(signal.SIGINT, False), (signal.SIGTERM, False),
+                                               (signal.SIGTERM, True)],
+                         ids=["sigint", "sigterm", "sigterm-to-its-group"])
+def test_ctrl_c_ends_the_study_interrupted_and_resume_clears_the_marks(tmp_path, stop,
+                                                                       to_group):
     """Tune catches SIGINT itself and returns as if the study were done; the study must exit
     130 with its parent and its cut-short trial KILLED and tagged, and --resume finish it.
     SIGTERM takes the same path (Ray's own handler would abort the driver with a stack dump
-    and leave the trials' runs RUNNING)."""
+    and leave the trials' runs RUNNING), also sent to the driver's whole process group as
+    `timeout`, systemd and Slurm send it (Ray's processes died first, the driver hung on its
+    lost GCS and exited 1 with every run RUNNING)."""
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     steps, every = 1500, 250
     flags = ["--num-samples", "2", "--max-concurrent", "1", "--name", "ctrlc",
              "--set", f"train.steps={steps}", "--set", f"run.eval_every={every}",
              "--set", "run.eval_samples=5000", "--tracking-uri", uri,
              "--storage-path", str(tmp_path / "ray")]
-    proc = start_script("gmm25_sweep.py", *flags, cwd=tmp_path)
+    proc = start_script("gmm25_sweep.py", *flags, cwd=tmp_path, new_session=to_group)
     try:
         def mid_run():
             return any(results and every <= results[-1]["step"] < steps - 2 * every
                        for results in trial_results(tmp_path / "ray" / "ctrlc").values())
 
         wait_for(mid_run, timeout=300, what="a trial mid-run", proc=proc)
-        proc.send_signal(stop)
+        if to_group:
+            os.killpg(proc.pid, stop)  # its own session: exactly the processes it started
+        else:
+            proc.send_signal(stop)
         out, err = proc.communicate(timeout=300)
     finally:
         proc.kill()

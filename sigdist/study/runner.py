@@ -5,6 +5,7 @@ the tracking server is checked, before Ray starts: bad input starts nothing."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import glob
 import itertools
@@ -441,9 +442,38 @@ def init_ray(address: str | None, *, verbose: int = 1) -> None:
             print(f"RAY_AUTH_MODE={os.environ['RAY_AUTH_MODE']} ignored: the study's own Ray "
                   "takes token authentication", flush=True)
         _enable_token_auth()  # what ray.init does when the mode is unset: env and Ray's config
-    ray.init(address=address or "local", ignore_reinit_error=True,
-             include_dashboard=False, log_to_driver=verbose > 1)
+    if address is None:
+        with ray_processes_in_their_own_group():
+            ray.init(address="local", ignore_reinit_error=True, include_dashboard=False,
+                     log_to_driver=verbose > 1)
+    else:
+        ray.init(address=address, ignore_reinit_error=True, include_dashboard=False,
+                 log_to_driver=verbose > 1)
     end_on_sigterm_as_on_ctrl_c()
+
+
+@contextlib.contextmanager
+def ray_processes_in_their_own_group():
+    """The processes ``ray.init`` starts (GCS, raylet, their workers) in a process group of
+    their own: a SIGTERM to the driver's group (``timeout``, systemd, Slurm) then reaches the
+    driver alone, which stops the study as on Ctrl-C and ends Ray itself. In the driver's
+    group they died first, and the study hung on its lost GCS with its runs RUNNING. Ray
+    shields them from a group's SIGINT, not its SIGTERM; they still die with the driver
+    (Ray's kill-on-parent-death)."""
+    import subprocess
+
+    start = subprocess.Popen.__init__
+
+    def in_own_group(self, *args, **kwargs):
+        if not kwargs.get("start_new_session") and kwargs.get("process_group") is None:
+            kwargs["process_group"] = 0
+        start(self, *args, **kwargs)
+
+    subprocess.Popen.__init__ = in_own_group
+    try:
+        yield
+    finally:
+        subprocess.Popen.__init__ = start
 
 
 def run_study(options: StudyOptions, *, parent_run_id: str | None = None, verbose: int = 1):
