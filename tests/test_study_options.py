@@ -221,3 +221,20 @@ def test_resume_keeps_the_studys_settings_and_refuses_flags_that_would_change_th
                    "--set train.steps=80, the study's is 40",
                    "--set loss.lam: the study searches or varies it"):
         assert change in err, err
+
+
+def test_flags_a_report_or_a_figure_cannot_take_exit_2_creating_nothing(tmp_path):
+    """Before: --report-only took run flags in silence; figure1 pinned to a data set that is
+    no panel trained gan_si on it and wrote an empty figure; reproduce.py --help exited 2."""
+    for script, flags, message in (
+            ("table1.py", ["--report-only", "t1", "--set", "foo=bar", "--resume"],
+             "--report-only runs nothing; drop --resume, --set"),
+            ("figure1.py", ["--smoke-test", "--set", "data.name=mnist3"],
+             "--set data.name: got 'mnist3'; allowed for Figure 1: negbin, poisson_negbin")):
+        result = run_script(script, *flags, "--tracking-uri", f"sqlite:///{tmp_path}/m.db",
+                            "--storage-path", str(tmp_path / "ray"), "--out",
+                            str(tmp_path / "out"), cwd=tmp_path)
+        assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no database, folder or report
+    helped = run_script("reproduce.py", "--help", cwd=tmp_path)
+    assert helped.returncode == 0 and "{table1,figure1} [FLAGS]" in helped.stdout

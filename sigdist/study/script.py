@@ -335,6 +335,10 @@ def main(script: StudyScript, argv: list[str] | None = None) -> int:
     quiet_study_output()
     parser, args = parse_args(script, argv)
     if getattr(args, "report_only", None):
+        running = sorted(args.explicit - {"report_only", "out", "tracking_uri"})
+        if running:  # flags of a run, with nothing run: a mistake, not silence
+            parser.error("--report-only runs nothing; drop "
+                         + ", ".join("--" + dest.replace("_", "-") for dest in running))
         return report_only(script, args, parser)
     options, _lock = build_options(script, args, parser)  # the lock is held until exit
     if script.report is not None:  # after every check: a bad flag leaves no folder
