@@ -238,3 +238,12 @@ def test_flags_a_report_or_a_figure_cannot_take_exit_2_creating_nothing(tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no database, folder or report
     helped = run_script("reproduce.py", "--help", cwd=tmp_path)
     assert helped.returncode == 0 and "{table1,figure1} [FLAGS]" in helped.stdout
+
+
+def test_a_smoke_test_of_a_table_never_writes_into_docs_results():
+    """Before: `table1.py --smoke-test` from the repository's root replaced the committed
+    docs/results/table1.md with 30-step numbers."""
+    script = SCRIPTS["table1"]
+    assert parse_args(script, ["--smoke-test"])[1].out == os.path.join("runs", "smoke-report")
+    assert parse_args(script, [])[1].out == "docs/results"
+    assert parse_args(script, ["--smoke-test", "--out", "mine"])[1].out == "mine"

@@ -99,3 +99,21 @@ def test_checkpoints_a_killed_driver_deleted_are_not_deleted_again(tmp_path):
         unpruned.run_metadata.checkpoint_manager.register_checkpoint(_TrainingResult(
             checkpoint=Checkpoint.from_directory(str(tmp_path / "b" / "c2")),
             metrics={"step": 2}))
+
+
+def test_two_studies_starting_at_once_on_a_new_database_both_start(tmp_path):
+    """Before: one of them died in MLflow's migration ("Online migration expected to match
+    one row"), every time here: both made the new database's tables."""
+    import subprocess
+    import sys
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    starts = [subprocess.Popen(
+        [sys.executable, "-c", "from sigdist.study.tracking import start_study_run; "
+         f"start_study_run({uri!r}, 'exp', {name!r}, {{}})"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for name in ("a", "b")]
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in starts]
+    assert all(code == 0 for code, _ in results), results
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("exp").experiment_id
+    assert sorted(r.info.run_name for r in client.search_runs([experiment])) == ["a", "b"]

@@ -109,7 +109,9 @@ def parse_args(script: StudyScript, argv: list[str] | None = None
     parser = study_parser(script.description, script.objectives)
     if script.report is not None:
         parser.add_argument("--out", default="docs/results",
-                            help="where the report (markdown and PNGs) is written")
+                            help="where the report (markdown and PNGs) is written (default: "
+                            "docs/results; with --smoke-test: runs/smoke-report, so that a "
+                            "smoke test never replaces a real report)")
         parser.add_argument("--report-only", nargs="+", default=None, metavar="STUDY",
                             help="run nothing: rebuild the report from these studies in MLflow "
                             "(by --name); a later study's runs replace an earlier one's of the "
@@ -117,6 +119,8 @@ def parse_args(script: StudyScript, argv: list[str] | None = None
     args = parser.parse_args(argv)
     check_options(args, parser)
     args.explicit = given_flags(parser, argv)
+    if script.report is not None and args.smoke_test and "out" not in args.explicit:
+        args.out = os.path.join("runs", "smoke-report")  # docs/results holds real numbers
     if args.gpus_per_trial is None:
         args.gpus_per_trial = _default_gpus_per_trial()
     return parser, args

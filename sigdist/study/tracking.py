@@ -8,6 +8,8 @@ restored from a checkpoint, after a worker or driver crash, continues its own ru
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import json
 import math
@@ -122,20 +124,39 @@ def artifact_location(uri: str) -> str | None:
 SETTINGS_ARTIFACT = "study_settings.json"
 
 
+@contextlib.contextmanager
+def one_at_a_time(uri: str):
+    """For a sqlite URI, hold an exclusive lock on the database's folder: two studies that
+    start at once on a new database both made its tables, and MLflow's migration failed in
+    one of them. The folder, not a file beside the database: nothing is left behind."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    folder = os.open(os.path.dirname(uri[len("sqlite:///"):]) or ".", os.O_RDONLY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(folder)  # releases the lock
+
+
 def start_study_run(uri: str, experiment: str, study: str, params: dict[str, Any],
                     settings: dict[str, Any] | None = None) -> str:
     """The parent run of ``study`` (created, or found again when the study is resumed); a new
     one keeps ``settings`` as :data:`SETTINGS_ARTIFACT`, which a resumed study reads back."""
-    client = MlflowClient(uri)
-    found = client.get_experiment_by_name(experiment)
-    if found is None:
-        experiment_id = client.create_experiment(
-            experiment, artifact_location=artifact_location(uri),
-            tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
-    else:
-        experiment_id = found.experiment_id
-        if EXPERIMENT_KIND_TAG not in found.tags:  # made before studies set the kind
-            client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    # the first use makes a new database's tables; two studies of one script at once would
+    # both create its experiment
+    with one_at_a_time(uri):
+        client = MlflowClient(uri)
+        found = client.get_experiment_by_name(experiment)
+        if found is None:
+            experiment_id = client.create_experiment(
+                experiment, artifact_location=artifact_location(uri),
+                tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+        else:
+            experiment_id = found.experiment_id
+            if EXPERIMENT_KIND_TAG not in found.tags:  # made before studies set the kind
+                client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
     runs = find_study_runs(client, [experiment_id], study)
     if runs:  # resumed: running again, no longer marked as ended
         run_id = runs[0].info.run_id
