@@ -45,9 +45,20 @@ def options_for(name: str, tmp_path, *flags: str):
 
 @pytest.mark.parametrize("name", sorted(SCRIPTS))
 def test_a_cloud_storage_path_reaches_tune_as_it_is(name, tmp_path):
-    options = options_for(name, tmp_path, "--storage-path", "s3://bucket/studies")
-    assert options.storage_path == "s3://bucket/studies"
-    assert options.study_dir == "s3://bucket/studies/" + options.name
+    cloud = f"file://{tmp_path}"  # a URI Tune takes as it is (s3://... is one too), reachable
+    options = options_for(name, tmp_path, "--storage-path", cloud)
+    assert options.storage_path == cloud
+    assert options.study_dir == f"{cloud}/{options.name}"
+
+
+def test_a_cloud_storage_path_out_of_reach_exits_2_before_ray(tmp_path, capsys):
+    """Before: a pyarrow traceback once Tune started, the MLflow parent run already made."""
+    unreachable = "s3://bucket/x?endpoint_override=127.0.0.1:1&scheme=http&region=us-east-1"
+    with pytest.raises(SystemExit) as ended:
+        options_for("gmm25_sweep", tmp_path, "--storage-path", unreachable)
+    assert ended.value.code == 2
+    assert f"--storage-path: cannot reach {unreachable} (" in capsys.readouterr().err
+    assert not (tmp_path / "mlflow.db").exists()
 
 
 @pytest.mark.parametrize("name", sorted(SCRIPTS))

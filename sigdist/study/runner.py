@@ -220,8 +220,17 @@ def prepare_storage(storage_path: str, name: str, parser: argparse.ArgumentParse
     """A local storage path is created and checked writable before Ray starts, and the study's
     name is locked there for this process's lifetime: a second study of the same name at once
     is refused (exit 2) instead of merging with this one. Returns the lock's open file."""
-    if "://" in storage_path:
-        return None  # a cloud path: Tune checks it
+    if "://" in storage_path:  # a cloud path: reached now, or Tune fails mid-start
+        import pyarrow.fs
+
+        try:
+            filesystem, path = pyarrow.fs.FileSystem.from_uri(storage_path)
+            filesystem.get_file_info(path)
+        except (OSError, ValueError) as err:  # ValueError: pyarrow's unknown scheme
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+            parser.error(f"--storage-path: cannot reach {storage_path} ({reason}); allowed: a "
+                         "local folder, or a cloud path this machine can reach")
+        return None
     try:
         os.makedirs(storage_path, exist_ok=True)
     except OSError as err:
