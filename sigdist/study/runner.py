@@ -254,10 +254,10 @@ def refuse_existing_study(name: str, storage_path: str, tracking_uri: str, exper
     path, or its parent run in MLflow): it would merge into it. Exit 2, nothing touched."""
     from mlflow import MlflowClient
 
-    from sigdist.study.tracking import find_study_runs
+    from sigdist.study.tracking import find_study_runs, sqlite_path
 
     where = None
-    database = tracking_uri[len("sqlite:///"):] if tracking_uri.startswith("sqlite:///") else None
+    database = sqlite_path(tracking_uri)
     if "://" not in storage_path and os.path.exists(os.path.join(storage_path, name)):
         where = os.path.join(storage_path, name)
     elif database is None or os.path.exists(database):  # no database yet: none is made here

@@ -265,10 +265,10 @@ def resumed_settings(args: argparse.Namespace, tracking_uri: str, experiment: st
                      ) -> dict[str, Any] | None:
     """The settings the study to resume was started with, from its MLflow parent run (None
     for a study started before studies kept them). A database not there is not created."""
-    from sigdist.study.tracking import saved_study_settings
+    from sigdist.study.tracking import saved_study_settings, sqlite_path
 
-    if tracking_uri.startswith("sqlite:///") and not os.path.exists(
-            tracking_uri[len("sqlite:///"):]):
+    database = sqlite_path(tracking_uri)
+    if database is not None and not os.path.exists(database):
         return None
     saved = saved_study_settings(tracking_uri, experiment, name)
     if saved is not None:  # JSON's lists and numbers back into the config's own values
@@ -283,10 +283,9 @@ def refuse_a_foreign_study(script: StudyScript, args: argparse.Namespace, tracki
     elsewhere would be restarted under the wrong space, profile or database."""
     from mlflow import MlflowClient
 
-    from sigdist.study.tracking import find_study_runs
+    from sigdist.study.tracking import find_study_runs, sqlite_path
 
-    database = tracking_uri.removeprefix("sqlite:///") if tracking_uri.startswith(
-        "sqlite:///") else None
+    database = sqlite_path(tracking_uri)
     if database is not None and not os.path.exists(database):
         parser.error(f"--resume: the study {name!r} is not tracked in {tracking_uri} (no such "
                      "database); give the --tracking-uri it was started with")
@@ -401,13 +400,12 @@ def report_only(script: StudyScript, args: argparse.Namespace,
     """The report of finished studies, found in MLflow by name; nothing is run."""
     from mlflow import MlflowClient
 
-    from sigdist.study.tracking import find_study_runs
+    from sigdist.study.tracking import find_study_runs, sqlite_path
 
     tracking_uri = prepare_tracking(args, parser)
     for name in args.report_only:
         check_name("--report-only", name, parser)
-    database = tracking_uri.removeprefix("sqlite:///") if tracking_uri.startswith(
-        "sqlite:///") else None
+    database = sqlite_path(tracking_uri)
     if database is not None and not os.path.exists(database):  # not created by looking
         parser.error(f"--report-only: no tracking database at {database}")
     client = MlflowClient(tracking_uri)

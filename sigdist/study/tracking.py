@@ -112,13 +112,19 @@ def find_study_runs(client: MlflowClient, experiment_ids: list[str], study: str,
                               max_results=max_results)
 
 
+def sqlite_path(uri: str) -> str | None:
+    """The database file of a ``sqlite:///PATH`` URI (None for a server)."""
+    return uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else None
+
+
 def artifact_location(uri: str) -> str | None:
     """Where a new experiment keeps its artifacts: for ``sqlite:///DIR/NAME.db``, the folder
     ``DIR/NAME-artifacts`` beside the database (MLflow's default is ``./mlruns`` of whatever
     directory the driver runs in, shared by every database there); a server keeps its own."""
-    if not uri.startswith("sqlite:///"):
+    database = sqlite_path(uri)
+    if database is None:
         return None
-    return Path(os.path.splitext(uri[len("sqlite:///"):])[0] + "-artifacts").as_uri()
+    return Path(os.path.splitext(database)[0] + "-artifacts").as_uri()
 
 
 SETTINGS_ARTIFACT = "study_settings.json"
@@ -129,10 +135,11 @@ def one_at_a_time(uri: str):
     """For a sqlite URI, hold an exclusive lock on the database's folder: two studies that
     start at once on a new database both made its tables, and MLflow's migration failed in
     one of them. The folder, not a file beside the database: nothing is left behind."""
-    if not uri.startswith("sqlite:///"):
+    database = sqlite_path(uri)
+    if database is None:
         yield
         return
-    folder = os.open(os.path.dirname(uri[len("sqlite:///"):]) or ".", os.O_RDONLY)
+    folder = os.open(os.path.dirname(database) or ".", os.O_RDONLY)
     try:
         fcntl.flock(folder, fcntl.LOCK_EX)
         yield
